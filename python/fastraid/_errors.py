@@ -1,0 +1,39 @@
+"""The exception hierarchy. Every error fastraid raises derives from FastRaidError.
+
+The Rust core raises these classes by name (src/py/errors.rs imports this module), so the
+hierarchy lives in one place and can use multiple inheritance, which PyO3's
+``create_exception!`` cannot express.
+"""
+
+from __future__ import annotations
+
+
+class FastRaidError(Exception):
+    """Base class of every error raised by fastraid."""
+
+
+class InvalidArgumentError(FastRaidError, ValueError):
+    """An argument has the right type but a value fastraid cannot use (lengths differ, too few
+    blocks, an output that overlaps an input, ...). The message names the argument."""
+
+
+class BufferTypeError(FastRaidError, TypeError):
+    """An argument is not a usable buffer: no buffer protocol, read-only where an output is
+    needed, or not C-contiguous."""
+
+
+class TooManyFailuresError(InvalidArgumentError):
+    """More blocks are lost than the parity can rebuild."""
+
+
+class InternalError(FastRaidError, RuntimeError):
+    """A bug in fastraid: a Rust panic caught at the boundary. Please report it."""
+
+
+__all__ = [
+    "BufferTypeError",
+    "FastRaidError",
+    "InternalError",
+    "InvalidArgumentError",
+    "TooManyFailuresError",
+]
