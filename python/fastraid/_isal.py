@@ -193,10 +193,13 @@ class _PyBuffer(ctypes.Structure):
 _PyBUF_SIMPLE = 0
 _PyBUF_WRITABLE = 0x0001
 
-_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+# ``pythonapi["name"]`` makes a private function object. ``pythonapi.name`` would return one
+# cached on the shared ``pythonapi`` and setting its argtypes would break (or be broken by) any
+# other module that declares its own Py_buffer structure the same way.
+_get_buffer = ctypes.pythonapi["PyObject_GetBuffer"]
 _get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
 _get_buffer.restype = ctypes.c_int
-_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer = ctypes.pythonapi["PyBuffer_Release"]
 _release_buffer.argtypes = [ctypes.POINTER(_PyBuffer)]
 _release_buffer.restype = None
 
