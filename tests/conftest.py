@@ -1,0 +1,57 @@
+"""Shared fixtures: the md member images of tests/fixtures/md, decompressed once per session."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MD_FIXTURES = FIXTURES / "md"
+
+
+@dataclass(frozen=True)
+class MdImages:
+    """One md fixture: its manifest and the paths of its decompressed member images, in
+    member (``role_from_examine``) order."""
+
+    name: str
+    manifest: dict[str, Any]
+    members: list[Path]
+
+
+def md_fixture_names() -> list[str]:
+    return sorted(p.name for p in MD_FIXTURES.iterdir() if (p / "manifest.json").is_file())
+
+
+@pytest.fixture(scope="session")
+def md_images(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], MdImages]:
+    """``md_images(name)`` -> :class:`MdImages`; members are decompressed on first use into a
+    session temporary directory and reused afterwards."""
+    root = tmp_path_factory.mktemp("md-members")
+    cache: dict[str, MdImages] = {}
+
+    def load(name: str) -> MdImages:
+        if name not in cache:
+            src = MD_FIXTURES / name
+            manifest = json.loads((src / "manifest.json").read_text())
+            dest = root / name
+            dest.mkdir()
+            members = sorted(manifest["members"], key=lambda m: m["role_from_examine"])
+            paths = []
+            for member in members:
+                path = dest / member["file"].removesuffix(".xz")
+                with lzma.open(src / member["file"]) as fin, path.open("wb") as fout:
+                    shutil.copyfileobj(fin, fout, length=1 << 20)
+                assert path.stat().st_size == member["size_bytes"]
+                paths.append(path)
+            cache[name] = MdImages(name, manifest, paths)
+        return cache[name]
+
+    return load
