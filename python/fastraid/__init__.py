@@ -1,0 +1,38 @@
+"""fastraid: software RAID for Python with a Rust SIMD core.
+
+Parity (RAID-4/5 XOR, RAID-6 P+Q exactly as Linux md computes them) and recovery of up to
+two lost blocks, on any buffer-protocol objects, without copying::
+
+    import fastraid
+    p, q = fastraid.pq_gen([d0, d1, d2, d3])
+    d1_again, d3_again = fastraid.recover([d0, None, d2, None], p=p, q=q)
+
+``fastraid.reference`` holds the same functions in plain Python (the test oracle).
+Every error is a :class:`FastRaidError`.
+"""
+
+from __future__ import annotations
+
+from ._core import __version__, kernels, pq_check, pq_gen, recover, xor_check, xor_gen
+from ._errors import (
+    BufferTypeError,
+    FastRaidError,
+    InternalError,
+    InvalidArgumentError,
+    TooManyFailuresError,
+)
+
+__all__ = [
+    "BufferTypeError",
+    "FastRaidError",
+    "InternalError",
+    "InvalidArgumentError",
+    "TooManyFailuresError",
+    "__version__",
+    "kernels",
+    "pq_check",
+    "pq_gen",
+    "recover",
+    "xor_check",
+    "xor_gen",
+]

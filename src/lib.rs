@@ -1,0 +1,19 @@
+//! fastraid: software RAID with a SIMD core.
+//!
+//! - [`gf256`]: GF(2^8) arithmetic as Linux md's RAID-6 uses it.
+//! - [`kernels`]: the parity and recovery kernels (scalar, SWAR, SSE2, SSSE3, AVX2,
+//!   AVX-512) and the run-time choice between them.
+//! - [`parity`]: the operations users call (XOR and P+Q generation, checks, recovery),
+//!   validated and split across threads.
+//! - `py` (feature `python`): the PyO3 bindings, `fastraid._core`.
+
+pub mod error;
+pub mod gf256;
+pub mod kernels;
+pub mod parity;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use error::{Error, Result};
+pub use kernels::Kernel;
