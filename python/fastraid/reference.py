@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -182,13 +182,24 @@ def _view(obj: object, name: str, *, writable: bool) -> memoryview:
     return view
 
 
-def _data_views(data: Sequence[Buffer | None], *, allow_none: bool) -> list[memoryview | None]:
-    if isinstance(data, str | bytes | bytearray | memoryview) or not isinstance(data, Sequence):
-        raise BufferTypeError(f"data: expected a sequence of buffers, got {type(data).__name__}")
-    if len(data) < 2:
-        raise InvalidArgumentError(f"data: at least 2 data blocks are needed, got {len(data)}")
+def _as_list(items: Iterable[object], name: str) -> list[object]:
+    """The items of an iterable of buffers (a single buffer or a str is refused)."""
+    if isinstance(items, str | bytes | bytearray | memoryview):
+        raise BufferTypeError(f"{name}: expected a sequence of buffers, got one buffer")
+    try:
+        return list(items)
+    except TypeError:
+        raise BufferTypeError(
+            f"{name}: expected a sequence of buffers, got {type(items).__name__}"
+        ) from None
+
+
+def _data_views(data: Iterable[Buffer | None], *, allow_none: bool) -> list[memoryview | None]:
+    blocks = _as_list(data, "data")
+    if len(blocks) < 2:
+        raise InvalidArgumentError(f"data: at least 2 data blocks are needed, got {len(blocks)}")
     views: list[memoryview | None] = []
-    for i, block in enumerate(data):
+    for i, block in enumerate(blocks):
         if block is None and allow_none:
             views.append(None)
         else:
@@ -273,7 +284,7 @@ def _output(obj: object, name: str, length: int) -> tuple[Any, memoryview]:
 
 
 def xor_gen(
-    data: Sequence[Buffer],
+    data: Iterable[Buffer],
     out: Buffer | None = None,
     *,
     threads: int | None = None,
@@ -293,7 +304,7 @@ def xor_gen(
 
 
 def pq_gen(
-    data: Sequence[Buffer],
+    data: Iterable[Buffer],
     p: Buffer | None = None,
     q: Buffer | None = None,
     *,
@@ -315,7 +326,7 @@ def pq_gen(
     return p_result, q_result
 
 
-def xor_check(data: Sequence[Buffer], p: Buffer, *, kernel: str | None = None) -> bool:
+def xor_check(data: Iterable[Buffer], p: Buffer, *, kernel: str | None = None) -> bool:
     """Whether ``p`` is the xor of ``data``."""
     _check_kernel(kernel)
     views = [v for v in _data_views(data, allow_none=False) if v is not None]
@@ -326,7 +337,7 @@ def xor_check(data: Sequence[Buffer], p: Buffer, *, kernel: str | None = None) -
 
 
 def pq_check(
-    data: Sequence[Buffer], p: Buffer, q: Buffer, *, kernel: str | None = None
+    data: Iterable[Buffer], p: Buffer, q: Buffer, *, kernel: str | None = None
 ) -> tuple[bool, bool]:
     """``(p_ok, q_ok)``: whether ``p`` and ``q`` are the P and Q of ``data``."""
     _check_kernel(kernel)
@@ -346,7 +357,7 @@ def recover(
     data: Sequence[Buffer | None],
     p: Buffer | None = None,
     q: Buffer | None = None,
-    out: Sequence[Buffer] | None = None,
+    out: Iterable[Buffer] | None = None,
     *,
     threads: int | None = None,
     kernel: str | None = None,
@@ -379,14 +390,12 @@ def recover(
         results: list[Any] = [bytearray(length) for _ in lost]
         out_views = [memoryview(r) for r in results]
     else:
-        if isinstance(out, str | bytes | bytearray | memoryview) or not isinstance(out, Sequence):
-            raise BufferTypeError(f"out: expected a sequence of buffers, got {type(out).__name__}")
-        if len(out) != len(lost):
+        results = _as_list(out, "out")
+        if len(results) != len(lost):
             raise InvalidArgumentError(
-                f"out: {len(out)} buffers given for {len(lost)} lost data blocks"
+                f"out: {len(results)} buffers given for {len(lost)} lost data blocks"
             )
-        results = list(out)
-        out_views = [_view(o, f"out[{i}]", writable=True) for i, o in enumerate(out)]
+        out_views = [_view(o, f"out[{i}]", writable=True) for i, o in enumerate(results)]
         named_out = [(f"out[{i}]", v) for i, v in enumerate(out_views)]
         _check_lengths(named_out, length)
         _check_no_overlap(named_out, [v for _, v in survivors])
