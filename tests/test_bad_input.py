@@ -329,3 +329,56 @@ def test_recover_lengths_differ(impl: ModuleType) -> None:
         impl.recover([None], p, q)
     with pytest.raises(BufferTypeError, match=r"data\[0\]"):
         impl.recover(["abc", None, GOOD[2]], p, q)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_recover_with_nothing_lost_still_checks_lengths(impl: ModuleType) -> None:
+    """ "Block length is taken from the surviving buffers": survivors that disagree are an
+    error even when there is nothing to rebuild."""
+    with pytest.raises(InvalidArgumentError, match=r"data\[1\]"):
+        impl.recover([GOOD[0], GOOD[1][:-1], GOOD[2]], None, None)
+    with pytest.raises(InvalidArgumentError, match=r"\bp\b"):
+        impl.recover(list(GOOD), bytes(N + 3), None)
+
+
+# ==================================================================================================
+# Options and limits
+# ==================================================================================================
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("threads", [0, -1, 1025])
+def test_bad_thread_count(impl: ModuleType, threads: int) -> None:
+    p, q = ref.pq_gen(GOOD)
+    calls = [
+        lambda: impl.xor_gen(GOOD, threads=threads),
+        lambda: impl.pq_gen(GOOD, threads=threads),
+        lambda: impl.recover([GOOD[0], None, GOOD[2]], p, q, threads=threads),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match="threads"):
+            call()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_wrong_option_types(impl: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        impl.xor_gen(GOOD, threads="2")
+    with pytest.raises(TypeError):
+        impl.xor_gen(GOOD, kernel=3)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_q_covers_at_most_255_blocks(impl: ModuleType) -> None:
+    many = [bytes([i % 256]) * 8 for i in range(256)]
+    p = bytes(impl.xor_gen(many))  # P has no such limit
+    assert impl.xor_check(many, p)
+    with pytest.raises(InvalidArgumentError, match="data"):
+        impl.pq_gen(many)
+    with pytest.raises(InvalidArgumentError, match="data"):
+        impl.pq_check(many, p, bytes(8))
+    with pytest.raises(InvalidArgumentError, match="data"):
+        impl.recover([None, *many[1:]], None, bytes(8))
+    # One data block via P needs no Q.
+    assert bytes(impl.recover([None, *many[1:]], p, bytes(8))[0]) == many[0]
+    assert len(impl.pq_gen(many[:255])) == 2

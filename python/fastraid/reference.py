@@ -47,6 +47,8 @@ __all__ = [
     "GF_LOG",
     "GF_POLY",
     "KERNEL_NAMES",
+    "MAX_Q_BLOCKS",
+    "MAX_THREADS",
     "gf_div",
     "gf_inv",
     "gf_mul",
@@ -159,9 +161,31 @@ def q_syndrome(blocks: Sequence[Buffer], length: int) -> bytes:
 KERNEL_NAMES = ("scalar", "swar", "sse2", "ssse3", "avx2", "avx512", "neon")
 
 
-def _check_kernel(kernel: str | None) -> None:
-    if kernel is not None and kernel not in KERNEL_NAMES:
-        raise InvalidArgumentError(f"kernel: unknown kernel name {kernel!r}")
+#: Most worker threads a call may ask for (the Rust core's limit).
+MAX_THREADS = 1024
+
+#: Q gives block j the coefficient g^j, and g^255 = g^0, so Q tells apart at most 255 blocks.
+MAX_Q_BLOCKS = 255
+
+
+def _check_options(kernel: str | None, threads: int | None = None) -> None:
+    if kernel is not None:
+        if not isinstance(kernel, str):
+            raise TypeError(f"kernel: expected a str or None, got {type(kernel).__name__}")
+        if kernel not in KERNEL_NAMES:
+            raise InvalidArgumentError(f"kernel: unknown kernel name {kernel!r}")
+    if threads is not None:
+        if not isinstance(threads, int):
+            raise TypeError(f"threads: expected an int or None, got {type(threads).__name__}")
+        if not 1 <= threads <= MAX_THREADS:
+            raise InvalidArgumentError(
+                f"threads: must be between 1 and {MAX_THREADS} (or None), got {threads}"
+            )
+
+
+def _check_q_blocks(count: int) -> None:
+    if count > MAX_Q_BLOCKS:
+        raise InvalidArgumentError(f"data: Q covers at most {MAX_Q_BLOCKS} blocks, got {count}")
 
 
 def _view(obj: object, name: str, *, writable: bool) -> memoryview:
@@ -184,7 +208,7 @@ def _view(obj: object, name: str, *, writable: bool) -> memoryview:
 
 def _as_list(items: Iterable[object], name: str) -> list[object]:
     """The items of an iterable of buffers (a single buffer or a str is refused)."""
-    if isinstance(items, str | bytes | bytearray | memoryview):
+    if isinstance(items, bytes | bytearray | memoryview):
         raise BufferTypeError(f"{name}: expected a sequence of buffers, got one buffer")
     try:
         return list(items)
@@ -292,7 +316,7 @@ def xor_gen(
 ) -> Any:
     """Xor of the equal-length buffers in ``data`` (at least two) into ``out``; returns ``out``
     or, when it is None, a new ``bytearray``."""
-    _check_kernel(kernel)
+    _check_options(kernel, threads)
     views = [v for v in _data_views(data, allow_none=False) if v is not None]
     length = views[0].nbytes
     _check_lengths([(f"data[{i}]", v) for i, v in enumerate(views)], length)
@@ -313,8 +337,9 @@ def pq_gen(
 ) -> tuple[Any, Any]:
     """RAID-6 P and Q of ``data`` (at least two blocks); returns ``(p, q)``, each a new
     ``bytearray`` when not given."""
-    _check_kernel(kernel)
+    _check_options(kernel, threads)
     views = [v for v in _data_views(data, allow_none=False) if v is not None]
+    _check_q_blocks(len(views))
     length = views[0].nbytes
     _check_lengths([(f"data[{i}]", v) for i, v in enumerate(views)], length)
     p_result, p_view = _output(p, "p", length)
@@ -328,7 +353,7 @@ def pq_gen(
 
 def xor_check(data: Iterable[Buffer], p: Buffer, *, kernel: str | None = None) -> bool:
     """Whether ``p`` is the xor of ``data``."""
-    _check_kernel(kernel)
+    _check_options(kernel)
     views = [v for v in _data_views(data, allow_none=False) if v is not None]
     length = views[0].nbytes
     p_view = _view(p, "p", writable=False)
@@ -340,8 +365,9 @@ def pq_check(
     data: Iterable[Buffer], p: Buffer, q: Buffer, *, kernel: str | None = None
 ) -> tuple[bool, bool]:
     """``(p_ok, q_ok)``: whether ``p`` and ``q`` are the P and Q of ``data``."""
-    _check_kernel(kernel)
+    _check_options(kernel)
     views = [v for v in _data_views(data, allow_none=False) if v is not None]
+    _check_q_blocks(len(views))
     length = views[0].nbytes
     p_view = _view(p, "p", writable=False)
     q_view = _view(q, "q", writable=False)
@@ -368,7 +394,7 @@ def recover(
     Returns the rebuilt blocks in index order, written into ``out`` (one writable buffer per
     lost data block) when given, otherwise new bytearrays.
     """
-    _check_kernel(kernel)
+    _check_options(kernel, threads)
     views = _data_views(data, allow_none=True)
     p_view = None if p is None else _view(p, "p", writable=False)
     q_view = None if q is None else _view(q, "q", writable=False)
@@ -402,6 +428,8 @@ def recover(
 
     if not lost:
         return results
+    if len(lost) == 2 or p_view is None:
+        _check_q_blocks(len(views))  # the rebuild needs Q
 
     # The survivors' P and Q with every lost data block taken as zero.
     zero = bytes(length)
