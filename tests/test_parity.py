@@ -36,7 +36,7 @@ BOUNDARY_SIZES = sorted(
 LARGE_SIZES = [65_535, 65_536 + 1, 131_072 - 1, 262_144 + 3, 300_007]
 
 SETTINGS = settings(
-    max_examples=25,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
