@@ -33,7 +33,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,14 @@ from typing import Any
 __all__ = [
     "ALIGNMENT",
     "IsalError",
+    "PreparedCall",
     "address",
     "aligned",
     "available",
     "library_path",
     "pq_gen",
+    "prepare_pq_gen",
+    "prepare_xor_gen",
     "version",
     "xor_gen",
 ]
@@ -236,33 +239,92 @@ def address(obj: Any) -> int:
 # ==================================================================================================
 
 
-def _call(name: str, sources: Sequence[Any], outputs: Sequence[Any], min_sources: int) -> None:
-    if len(sources) < min_sources:
-        raise ValueError(f"{name} needs at least {min_sources} source buffers, got {len(sources)}")
-    func = getattr(_lib(), name)
-    with ExitStack() as stack:
-        views = [stack.enter_context(_exported(s, writable=False)) for s in sources]
-        views += [stack.enter_context(_exported(o, writable=True)) for o in outputs]
-        length = views[0][1]
-        for i, (addr, n) in enumerate(views):
-            role = f"source {i}" if i < len(sources) else f"output {i - len(sources)}"
-            if n != length:
-                raise ValueError(f"{name}: {role} has {n} bytes, expected {length}")
-            if addr % _ISAL_POINTER_ALIGN:
-                raise ValueError(
-                    f"{name}: {role} is not {_ISAL_POINTER_ALIGN}-byte aligned "
-                    f"(address {addr:#x}); allocate it with fastraid._isal.aligned()"
-                )
-        if length > _INT_MAX:
-            raise ValueError(f"{name}: {length} bytes per buffer exceeds ISA-L's int length")
-        if name == "pq_gen" and length % _ISAL_PQ_LEN_MULTIPLE:
+def _closed() -> int:
+    raise ValueError("PreparedCall used after close()")
+
+
+class PreparedCall:
+    """One ISA-L call with its arguments checked, its buffers held and its pointer array built
+    once, so that calling it costs one ctypes call: what a C program that keeps its stripe
+    pointers would pay, which makes it the fair yardstick for small blocks.
+
+    The buffers stay exported (pinned, not resizable) until :meth:`close`, the end of a
+    ``with`` block, or garbage collection.
+    """
+
+    def __init__(
+        self, name: str, sources: Sequence[Any], outputs: Sequence[Any], min_sources: int
+    ) -> None:
+        self.name = name
+        if len(sources) < min_sources:
             raise ValueError(
-                f"pq_gen: length {length} is not a multiple of {_ISAL_PQ_LEN_MULTIPLE}"
+                f"{name} needs at least {min_sources} source buffers, got {len(sources)}"
             )
+        self._stack = ExitStack()
+        try:
+            views = [self._stack.enter_context(_exported(s, writable=False)) for s in sources]
+            views += [self._stack.enter_context(_exported(o, writable=True)) for o in outputs]
+            length = views[0][1]
+            for i, (addr, n) in enumerate(views):
+                role = f"source {i}" if i < len(sources) else f"output {i - len(sources)}"
+                if n != length:
+                    raise ValueError(f"{name}: {role} has {n} bytes, expected {length}")
+                if addr % _ISAL_POINTER_ALIGN:
+                    raise ValueError(
+                        f"{name}: {role} is not {_ISAL_POINTER_ALIGN}-byte aligned "
+                        f"(address {addr:#x}); allocate it with fastraid._isal.aligned()"
+                    )
+            if length > _INT_MAX:
+                raise ValueError(f"{name}: {length} bytes per buffer exceeds ISA-L's int length")
+            if name == "pq_gen" and length % _ISAL_PQ_LEN_MULTIPLE:
+                raise ValueError(
+                    f"pq_gen: length {length} is not a multiple of {_ISAL_PQ_LEN_MULTIPLE}"
+                )
+        except BaseException:
+            self._stack.close()
+            raise
+        self.length = length
         pointers = (ctypes.c_void_p * len(views))(*(addr for addr, _ in views))
-        status = func(len(views), length, pointers)
-    if status != 0:
-        raise IsalError(f"ISA-L {name} returned {status}")
+        # A private function object without argtypes, called with ready-made ctypes
+        # arguments through functools.partial: about 0.3 us per call instead of ~1 us.
+        raw = _lib()[name]
+        raw.restype = ctypes.c_int
+        #: The bare call, returning ISA-L's status (0 = success) without checking it; for
+        #: timing loops. Only valid until :meth:`close`.
+        self.raw: Callable[[], int] = functools.partial(
+            raw, ctypes.c_int(len(views)), ctypes.c_int(length), pointers
+        )
+
+    def __call__(self) -> None:
+        status = self.raw()
+        if status != 0:
+            raise IsalError(f"ISA-L {self.name} returned {status}")
+
+    def close(self) -> None:
+        """Release the buffers; the object must not be called afterwards."""
+        self.raw = _closed
+        self._stack.close()
+
+    def __enter__(self) -> PreparedCall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        stack = getattr(self, "_stack", None)
+        if stack is not None:
+            stack.close()
+
+
+def prepare_xor_gen(arrays: Sequence[Any], out: Any) -> PreparedCall:
+    """A :class:`PreparedCall` of :func:`xor_gen` on these buffers."""
+    return PreparedCall("xor_gen", arrays, [out], min_sources=2)
+
+
+def prepare_pq_gen(arrays: Sequence[Any], p: Any, q: Any) -> PreparedCall:
+    """A :class:`PreparedCall` of :func:`pq_gen` on these buffers."""
+    return PreparedCall("pq_gen", arrays, [p, q], min_sources=2)
 
 
 def xor_gen(arrays: Sequence[Any], out: Any) -> Any:
@@ -271,7 +333,8 @@ def xor_gen(arrays: Sequence[Any], out: Any) -> Any:
     ``arrays``: at least two buffers (ISA-L refuses one), all the same length as the writable
     ``out``; every buffer 32-byte aligned (see :func:`aligned`).
     """
-    _call("xor_gen", arrays, [out], min_sources=2)
+    with prepare_xor_gen(arrays, out) as call:
+        call()
     return out
 
 
@@ -282,5 +345,6 @@ def pq_gen(arrays: Sequence[Any], p: Any, q: Any) -> tuple[Any, Any]:
     ``arrays``: at least two buffers; ``p``/``q``: writable; all the same length, a multiple of
     32 bytes, and 32-byte aligned (see :func:`aligned`).
     """
-    _call("pq_gen", arrays, [p, q], min_sources=2)
+    with prepare_pq_gen(arrays, p, q) as call:
+        call()
     return p, q
