@@ -959,3 +959,72 @@ proptest! {
         prop_assert!(r.is_ok());
     }
 }
+
+// ============================================================================================
+// Bad-block log and candidate choice
+// ============================================================================================
+
+#[test]
+fn bad_block_log_entries() {
+    let log = md::BadBlockLog {
+        offset: 16,
+        size_sectors: 1,
+        shift: 3,
+        has_entries: true,
+    };
+    assert_eq!(log.sector(8), Some(24));
+    assert_eq!(log.capacity(), 64);
+    let mut raw = Vec::new();
+    raw.extend_from_slice(&((1000u64 << 10) | 7).to_le_bytes());
+    raw.extend_from_slice(&((5u64 << 10) | 1).to_le_bytes());
+    raw.extend_from_slice(&u64::MAX.to_le_bytes());
+    raw.extend_from_slice(&((9u64 << 10) | 9).to_le_bytes()); // after the terminator
+    raw.resize(1024, 0xff); // beyond size_sectors: ignored
+    assert_eq!(
+        log.parse_entries(&raw).unwrap(),
+        [
+            md::BadBlock {
+                sector: 8000,
+                sectors: 56
+            },
+            md::BadBlock {
+                sector: 40,
+                sectors: 8
+            }
+        ]
+    );
+    let big = md::BadBlockLog { shift: 63, ..log };
+    assert!(big
+        .parse_entries(&((1u64 << 20) | 1).to_le_bytes())
+        .is_err());
+    assert_eq!(log.parse_entries(&[1, 2, 3]).unwrap(), []);
+}
+
+#[test]
+fn preferred_candidate_is_the_newest_valid_one() {
+    let row = rows()
+        .into_iter()
+        .find(|r| r.get("fixture") == "raid5-ls-3")
+        .unwrap();
+    let n = row.device_sectors();
+    let orig = SuperblockV1::parse(&row.sample()).unwrap();
+    let mut older = orig.clone();
+    older.super_offset = 0;
+    older.ctime_raw -= 100;
+    older.update_checksum().unwrap();
+    let mut broken = orig.clone();
+    broken.super_offset = Location::V1_0.sector(n).unwrap();
+    broken.data_offset = 0;
+    broken.data_size = broken.super_offset - 16;
+    broken.ctime_raw += 100;
+    broken.update_checksum().unwrap();
+    broken.sb_csum ^= 1; // newest, but invalid
+    let mut dev = Device::new(n * 512);
+    dev.put(0, &older.to_block().unwrap());
+    dev.put(4096, &row.sample());
+    dev.put(broken.super_offset * 512, &broken.to_block().unwrap());
+    let found = dev.probe();
+    assert_eq!(found.len(), 3);
+    assert_eq!(md::preferred(&found).unwrap().location, Location::V1_2);
+    assert!(md::preferred(&found[2..]).is_none());
+}

@@ -37,7 +37,8 @@ pub mod v090;
 pub mod v1;
 
 pub use superblock::{
-    probe, BadBlockLog, Found, Location, MdTime, MemberInfo, Reshape, Role, SlotState, Superblock,
+    preferred, probe, BadBlock, BadBlockLog, Found, Location, MdTime, MemberInfo, Reshape, Role,
+    SlotState, Superblock,
 };
 pub use v090::{ByteOrder, ChecksumMatch, DiskDescriptor, SuperblockV090};
 pub use v1::{FeatureMap, SuperblockV1};

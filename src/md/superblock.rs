@@ -233,6 +233,44 @@ impl BadBlockLog {
     pub fn capacity(&self) -> u32 {
         u32::from(self.size_sectors) * 64
     }
+
+    /// Decodes the log read from [`Self::sector`] (`log` holds at least the bytes to
+    /// decode; only the first `size_sectors × 512` are used). Each little-endian u64 entry
+    /// is `start << 10 | length` (bits 63…10, 9…0), both shifted left by `shift`; an
+    /// all-ones entry ends the list. Sectors are absolute device sectors. Entries of
+    /// length 0 are returned as they are; the caller decides. Fails if a shifted value
+    /// does not fit in 64 bits.
+    pub fn parse_entries(&self, log: &[u8]) -> Result<Vec<BadBlock>, Error> {
+        let limit = usize::from(self.size_sectors) * SECTOR_BYTES as usize;
+        let log = &log[..log.len().min(limit)];
+        let mut out = Vec::new();
+        for e in log.chunks_exact(8) {
+            let v = u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+            if v == u64::MAX {
+                break;
+            }
+            let shift = u32::from(self.shift);
+            let widen = |x: u64| {
+                x.checked_shl(shift)
+                    .filter(|r| r >> shift == x)
+                    .ok_or(Error::BadBlockLog {
+                        reason: "entry overflows after bblog_shift",
+                    })
+            };
+            out.push(BadBlock {
+                sector: widen(v >> 10)?,
+                sectors: widen(v & 0x3ff)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// One bad-block log entry, in absolute device sectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BadBlock {
+    pub sector: u64,
+    pub sectors: u64,
 }
 
 // ============================================================================================
@@ -537,6 +575,24 @@ impl Found {
         info.version = self.location;
         Some(info)
     }
+}
+
+/// The candidate mdadm would use when no metadata version is named: among the valid ones
+/// (decoded, checksum right, no problems), the newest creation time; ties go to the first
+/// in probe order. `None` if none is valid.
+pub fn preferred(found: &[Found]) -> Option<&Found> {
+    let mut best: Option<(&Found, MdTime)> = None;
+    for f in found.iter().filter(|f| f.is_valid()) {
+        let ctime = match &f.superblock {
+            Ok(Superblock::V1(s)) => s.ctime(),
+            Ok(Superblock::V090(s)) => s.ctime(),
+            Err(_) => continue,
+        };
+        if best.is_none_or(|(_, t)| ctime > t) {
+            best = Some((f, ctime));
+        }
+    }
+    best.map(|(f, _)| f)
 }
 
 /// Looks for md superblocks at every candidate location of a device of `device_len`
