@@ -1065,7 +1065,7 @@ impl Geometry {
                 let mut ends = Vec::with_capacity(member_sectors.len());
                 let mut total = 0u64;
                 for &s in member_sectors {
-                    let used = if c == 0 { s } else { s / c * c };
+                    let used = s.checked_div(c).map_or(s, |q| q * c);
                     total = overflow(total.checked_add(used))?;
                     ends.push(total);
                 }
@@ -1806,7 +1806,7 @@ fn raid10_plan(
         .map(|d| {
             let own = d / set;
             let e = d + u32::from(l.near);
-            if raid_disks % set != 0 && e > last_start {
+            if !raid_disks.is_multiple_of(set) && e > last_start {
                 (e - last_start) % last_size + last_start
             } else {
                 e % set + set * own
