@@ -1628,12 +1628,13 @@ impl Geometry {
                 for _ in 0..far_index {
                     d = step_inv[d as usize];
                 }
-                let pos = row * u64::from(self.raid_disks) + u64::from(d);
-                let chunk = pos / u64::from(l.near);
-                if chunk >= *array_chunks {
-                    Content::Unused
-                } else {
-                    data(chunk * c + s % c)
+                // Past the member's used rows the position would not even fit a u64.
+                let pos = row
+                    .checked_mul(u64::from(self.raid_disks))
+                    .and_then(|p| p.checked_add(u64::from(d)));
+                match pos.map(|p| p / u64::from(l.near)) {
+                    Some(chunk) if chunk < *array_chunks => data(chunk * c + s % c),
+                    _ => Content::Unused,
                 }
             }
         })
@@ -1645,6 +1646,9 @@ impl Geometry {
     /// pieces, in array order; each piece of a RAID1/RAID10 range comes once per copy
     /// (copy 0 first). Pieces never cross a chunk boundary except where the member data
     /// is contiguous anyway (RAID1, linear, consecutive chunks on one member).
+    ///
+    /// The result holds about one entry per chunk (per copy) touched, so callers should
+    /// walk large ranges in bounded windows (a stripe or a few megabytes at a time).
     pub fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>, MapError> {
         let size = self.array_bytes();
         let end = offset.checked_add(len).filter(|&e| e <= size);

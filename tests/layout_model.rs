@@ -767,6 +767,64 @@ proptest! {
         let _ = Layout::from_md(g.level(), g.layout().md_number());
     }
 
+    /// Valid geometries of any size, queried anywhere: no panic, and every copy of any
+    /// array sector maps back to it.
+    #[test]
+    fn huge_geometries_round_trip(
+        level in prop::sample::select(Level::ALL.to_vec()),
+        pick in any::<prop::sample::Index>(),
+        far_set in 0u8..3,
+        n in 1u32..64,
+        cexp in 3u32..24,
+        dev in prop_oneof![any::<u64>(), 0u64..(u64::MAX / 512), (u64::MAX / 1024)..(u64::MAX / 512)],
+        members in prop::collection::vec(prop_oneof![any::<u64>(), 0u64..(u64::MAX / 8192)], 1..8),
+        a in any::<u64>(),
+        member in 0u32..64,
+        s in prop_oneof![any::<u64>(), Just(u64::MAX), 0u64..(1 << 40)],
+        len in 0u64..(1 << 20),
+    ) {
+        let layout = match level {
+            Level::Raid0 => Layout::Raid0(Raid0Layout::Alternate),
+            Level::Raid5 => Layout::Raid5(*pick.get(&Raid5Layout::ALL)),
+            Level::Raid6 => Layout::Raid6(*pick.get(&Raid6Layout::ALL)),
+            Level::Raid10 => {
+                let near = (pick.index(3) + 1) as u8;
+                let far = (pick.index(7) % 3 + 1) as u8;
+                Layout::Raid10(Raid10Layout { near, far, offset: pick.index(2) == 1, far_set })
+            }
+            _ => Layout::None,
+        };
+        let n = if matches!(level, Level::Raid0 | Level::Linear) { members.len() as u32 } else { n };
+        let Ok(g) = Geometry::new(level, layout, n, 1 << cexp, dev, &members) else {
+            return Ok(());
+        };
+        let size = g.array_sectors();
+        if size > 0 {
+            let x = a % size;
+            for loc in g.copies_of(x).unwrap() {
+                prop_assert_eq!(g.reverse(loc.member, loc.dev_sector).unwrap(), Content::Data { array_sector: x });
+            }
+            if let Ok(sm) = g.stripe_map(x) {
+                let roles = g.stripe_roles(sm.stripe).unwrap();
+                prop_assert_eq!(roles.roles[sm.p_member as usize], Role::P);
+                prop_assert_eq!(g.reverse(sm.p_member, sm.dev_sector).unwrap(), Content::P { stripe: sm.stripe });
+                if let Some(q) = sm.q_member {
+                    prop_assert_eq!(g.reverse(q, sm.dev_sector).unwrap(), Content::Q { stripe: sm.stripe });
+                }
+            }
+            let off = (a % g.array_bytes()).min(g.array_bytes() - 1);
+            let _ = g.extents(off, len.min(g.array_bytes() - off));
+        }
+        let m = member % n;
+        for y in [s, s % dev.max(1), dev, u64::MAX] {
+            if let Ok(Content::Data { array_sector }) = g.reverse(m, y) {
+                let here = Location { member: m, dev_sector: y };
+                prop_assert!(g.copies_of(array_sector).unwrap().contains(&here));
+            }
+        }
+        let _ = g.member_used_sectors(m);
+    }
+
     /// Names and numbers convert both ways.
     #[test]
     fn layout_words_round_trip(level in prop_oneof![Just(Level::Raid5), Just(Level::Raid6), Just(Level::Raid10), Just(Level::Raid0)], word in prop_oneof![any::<u32>(), 0u32..0x80000]) {
