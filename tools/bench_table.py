@@ -332,6 +332,7 @@ def render(
     active = kernels.get("active", "?") if isinstance(kernels, dict) else "?"
     results = [r for g in groups.values() for r in g.values()]
     run_kernels = sorted({str(r.extra["kernel"]) for r in results if r.extra.get("kernel")})
+    load = raw.get("fastraid_load")
     when = raw.get("datetime") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     lines = [
         "# Benchmarks",
@@ -353,7 +354,7 @@ def render(
         f"- ISA-L: {env['isal']}",
         f"- Python {env['python']}, NumPy {env['numpy']}, pyeclib {env['pyeclib']},"
         f" pytest-benchmark {env['pytest_benchmark']}",
-        f"- Run at: {when}",
+        f"- Run at: {when}" + (f"; 1-minute load average before/after: {load}" if load else ""),
         "",
         "## Method",
         "",
@@ -416,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quick = args.quick or os.environ.get("FASTRAID_BENCH_QUICK", "") not in ("", "0")
     status = 0
+    load_before = os.getloadavg()[0]  # other work on the machine skews timings; record it
     if args.from_json:
         json_path = args.from_json
     else:
@@ -426,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pytest exited with {status} and wrote no JSON", file=sys.stderr)
             return status or 1
     groups, raw = load(json_path)
+    if not args.from_json:
+        raw["fastraid_load"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
     if not groups:
         print(f"no benchmark results in {json_path}", file=sys.stderr)
         return 1
