@@ -5,11 +5,17 @@
 //!   AVX-512) and the run-time choice between them.
 //! - [`parity`]: the operations users call (XOR and P+Q generation, checks, recovery),
 //!   validated and split across threads.
+//! - [`layout`]: md's address mapping for every level and layout (RAID-0 zones, 1, 4, 5,
+//!   6 incl. DDF and the `-6` layouts, 10 near/far/offset, linear), both directions.
+//! - [`md`]: md superblocks (0.90 in both byte orders, 1.0/1.1/1.2): parse, checksum,
+//!   serialise, probe.
 //! - `py` (feature `python`): the PyO3 bindings, `fastraid._core`.
 
 pub mod error;
 pub mod gf256;
 pub mod kernels;
+pub mod layout;
+pub mod md;
 pub mod parity;
 
 #[cfg(feature = "python")]

@@ -6,10 +6,10 @@ mod errors;
 
 use crate::kernels::Kernel;
 use crate::parity::{self, Options};
-use buffers::{check_no_overlap, Buf};
+use buffers::{Exports, Name};
 use errors::{buffer_type, guard, invalid, to_py};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyDict, PyList, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyTuple};
 
 /// Below this many bytes touched, releasing and re-taking the GIL costs more than it saves.
 const DETACH_BYTES: usize = 16 * 1024;
@@ -48,42 +48,56 @@ fn run<T: Send>(
     }
 }
 
-/// The buffers of the sequence `data` (`None` items allowed when `allow_none`).
-fn data_buffers(data: &Bound<'_, PyAny>, allow_none: bool) -> PyResult<Vec<Option<Buf>>> {
+/// Export every item of the sequence `data` as an input; `None` items (allowed only when
+/// `allow_none`) give `None`. Returns the export index of each item.
+fn export_data(
+    ex: &mut Exports,
+    data: &Bound<'_, PyAny>,
+    allow_none: bool,
+) -> PyResult<Vec<Option<usize>>> {
     let py = data.py();
-    if data.is_instance_of::<pyo3::types::PyBytes>()
+    if data.is_instance_of::<PyBytes>()
         || data.is_instance_of::<PyByteArray>()
-        || data.is_instance_of::<pyo3::types::PyMemoryView>()
+        || data.is_instance_of::<PyMemoryView>()
     {
         return Err(buffer_type(
             py,
             "data: expected a sequence of buffers (one per block), got a single buffer",
         ));
     }
-    let iter = data
-        .try_iter()
-        .map_err(|_| buffer_type(py, "data: expected a sequence of buffers (one per block)"))?;
-    let mut out = Vec::new();
-    for (i, item) in iter.enumerate() {
-        let item = item?;
-        let name = format!("data[{i}]");
+    let mut idx = Vec::new();
+    let mut one = |i: usize, item: &Bound<'_, PyAny>| -> PyResult<()> {
         if item.is_none() {
             if !allow_none {
                 return Err(buffer_type(
                     py,
-                    format!("{name}: None is only allowed in recover()"),
+                    format!("data[{i}]: None marks a lost block, only recover() takes it"),
                 ));
             }
-            out.push(None);
+            idx.push(None);
         } else {
-            out.push(Some(Buf::input(&item, &name)?));
+            idx.push(Some(ex.add(item, Name::Data(i), false)?));
+        }
+        Ok(())
+    };
+    // Lists and tuples (the usual case) without the generic iterator protocol.
+    if let Ok(list) = data.cast::<PyList>() {
+        for (i, item) in list.iter().enumerate() {
+            one(i, &item)?;
+        }
+    } else if let Ok(tuple) = data.cast::<PyTuple>() {
+        for (i, item) in tuple.iter().enumerate() {
+            one(i, &item)?;
+        }
+    } else {
+        let iter = data
+            .try_iter()
+            .map_err(|_| buffer_type(py, "data: expected a sequence of buffers (one per block)"))?;
+        for (i, item) in iter.enumerate() {
+            one(i, &item?)?;
         }
     }
-    Ok(out)
-}
-
-fn present(v: &[Option<Buf>]) -> Vec<&Buf> {
-    v.iter().flatten().collect()
+    Ok(idx)
 }
 
 /// A new zero-filled bytearray of `n` bytes.
@@ -91,8 +105,9 @@ fn new_bytearray(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyAny>> {
     Ok(PyByteArray::new_with(py, n, |_| Ok(()))?.into_any())
 }
 
-fn first_len(bufs: &[&Buf]) -> usize {
-    bufs.first().map_or(0, |b| b.len())
+/// The slices of the exported data blocks (all present).
+fn slices<'a>(ex: &'a Exports, idx: &[Option<usize>]) -> Vec<&'a [u8]> {
+    idx.iter().flatten().map(|&i| ex.bytes(i)).collect()
 }
 
 /// XOR of the equal-length buffers in `data` (RAID-4/5 parity) into `out`.
@@ -106,17 +121,18 @@ fn xor_gen<'py>(
     kernel: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let o = options(py, threads, kernel)?;
-    let data = data_buffers(data, false)?;
-    let ins = present(&data);
+    let mut ex = Exports::with_capacity(16);
+    let idx = export_data(&mut ex, data, false)?;
+    let n = idx.first().map_or(0, |_| ex.len(0));
     let out = match out {
         Some(out) => out,
-        None => new_bytearray(py, first_len(&ins))?,
+        None => new_bytearray(py, n)?,
     };
-    let ob = Buf::output(&out, "out")?;
-    check_no_overlap(py, &ins, &[&ob])?;
-    let srcs: Vec<&[u8]> = ins.iter().map(|b| b.bytes()).collect();
-    // SAFETY: `ob` is a writable export that overlaps no input (checked above).
-    let dst = unsafe { ob.bytes_mut() };
+    let oi = ex.add(&out, Name::Out, true)?;
+    ex.check_no_overlap(py)?;
+    let srcs = slices(&ex, &idx);
+    // SAFETY: a writable export, no overlap (checked above), one slice.
+    let dst = unsafe { ex.bytes_mut(oi) };
     run(py, dst.len() * (srcs.len() + 1), || {
         parity::xor_gen(&o, &srcs, dst)
     })?;
@@ -135,9 +151,9 @@ fn pq_gen<'py>(
     kernel: Option<&str>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let o = options(py, threads, kernel)?;
-    let data = data_buffers(data, false)?;
-    let ins = present(&data);
-    let n = first_len(&ins);
+    let mut ex = Exports::with_capacity(16);
+    let idx = export_data(&mut ex, data, false)?;
+    let n = idx.first().map_or(0, |_| ex.len(0));
     let p = match p {
         Some(p) => p,
         None => new_bytearray(py, n)?,
@@ -146,11 +162,12 @@ fn pq_gen<'py>(
         Some(q) => q,
         None => new_bytearray(py, n)?,
     };
-    let (pb, qb) = (Buf::output(&p, "p")?, Buf::output(&q, "q")?);
-    check_no_overlap(py, &ins, &[&pb, &qb])?;
-    let srcs: Vec<&[u8]> = ins.iter().map(|b| b.bytes()).collect();
-    // SAFETY: writable exports that overlap no input and not each other (checked above).
-    let (pd, qd) = unsafe { (pb.bytes_mut(), qb.bytes_mut()) };
+    let pi = ex.add(&p, Name::P, true)?;
+    let qi = ex.add(&q, Name::Q, true)?;
+    ex.check_no_overlap(py)?;
+    let srcs = slices(&ex, &idx);
+    // SAFETY: writable exports overlapping nothing (checked above), one slice each.
+    let (pd, qd) = unsafe { (ex.bytes_mut(pi), ex.bytes_mut(qi)) };
     run(py, pd.len() * (srcs.len() + 2), || {
         parity::pq_gen(&o, &srcs, pd, qd)
     })?;
@@ -167,10 +184,11 @@ fn xor_check(
     kernel: Option<&str>,
 ) -> PyResult<bool> {
     let o = options(py, None, kernel)?;
-    let data = data_buffers(data, false)?;
-    let srcs: Vec<&[u8]> = present(&data).iter().map(|b| b.bytes()).collect();
-    let pb = Buf::input(p, "p")?;
-    let pd = pb.bytes();
+    let mut ex = Exports::with_capacity(16);
+    let idx = export_data(&mut ex, data, false)?;
+    let pi = ex.add(p, Name::P, false)?;
+    let srcs = slices(&ex, &idx);
+    let pd = ex.bytes(pi);
     run(py, pd.len() * (srcs.len() + 1), || {
         parity::xor_check(&o, &srcs, pd)
     })
@@ -187,10 +205,12 @@ fn pq_check(
     kernel: Option<&str>,
 ) -> PyResult<(bool, bool)> {
     let o = options(py, None, kernel)?;
-    let data = data_buffers(data, false)?;
-    let srcs: Vec<&[u8]> = present(&data).iter().map(|b| b.bytes()).collect();
-    let (pb, qb) = (Buf::input(p, "p")?, Buf::input(q, "q")?);
-    let (pd, qd) = (pb.bytes(), qb.bytes());
+    let mut ex = Exports::with_capacity(16);
+    let idx = export_data(&mut ex, data, false)?;
+    let pi = ex.add(p, Name::P, false)?;
+    let qi = ex.add(q, Name::Q, false)?;
+    let srcs = slices(&ex, &idx);
+    let (pd, qd) = (ex.bytes(pi), ex.bytes(qi));
     run(py, pd.len() * (srcs.len() + 2), || {
         parity::pq_check(&o, &srcs, pd, qd)
     })
@@ -209,38 +229,38 @@ fn recover<'py>(
     kernel: Option<&str>,
 ) -> PyResult<Bound<'py, PyList>> {
     let o = options(py, threads, kernel)?;
-    let data = data_buffers(data, true)?;
-    let pb = p.as_ref().map(|p| Buf::input(p, "p")).transpose()?;
-    let qb = q.as_ref().map(|q| Buf::input(q, "q")).transpose()?;
-    let lost = data.iter().filter(|d| d.is_none()).count();
-    let mut ins = present(&data);
-    ins.extend(pb.iter().chain(qb.iter()));
-    let n = first_len(&ins);
+    let mut ex = Exports::with_capacity(16);
+    let idx = export_data(&mut ex, data, true)?;
+    let pi = p.as_ref().map(|p| ex.add(p, Name::P, false)).transpose()?;
+    let qi = q.as_ref().map(|q| ex.add(q, Name::Q, false)).transpose()?;
+    let lost = idx.iter().filter(|d| d.is_none()).count();
+    // The block length of the survivors (the core checks that they agree).
+    let n = idx
+        .iter()
+        .flatten()
+        .chain(pi.iter())
+        .chain(qi.iter())
+        .next()
+        .map_or(0, |&i| ex.len(i));
     let outs: Vec<Bound<'py, PyAny>> = match out {
-        Some(out) => {
-            let iter = out
-                .try_iter()
-                .map_err(|_| buffer_type(py, "out: expected a sequence of writable buffers"))?;
-            iter.collect::<PyResult<_>>()?
-        }
+        Some(out) => out
+            .try_iter()
+            .map_err(|_| buffer_type(py, "out: expected a sequence of writable buffers"))?
+            .collect::<PyResult<_>>()?,
         None => (0..lost)
             .map(|_| new_bytearray(py, n))
             .collect::<PyResult<_>>()?,
     };
-    let obufs: Vec<Buf> = outs
+    let oidx: Vec<usize> = outs
         .iter()
         .enumerate()
-        .map(|(i, o)| Buf::output(o, &format!("out[{i}]")))
+        .map(|(i, o)| ex.add(o, Name::OutAt(i), true))
         .collect::<PyResult<_>>()?;
-    let orefs: Vec<&Buf> = obufs.iter().collect();
-    check_no_overlap(py, &ins, &orefs)?;
-    let srcs: Vec<Option<&[u8]>> = data.iter().map(|d| d.as_ref().map(|b| b.bytes())).collect();
-    let (pd, qd) = (
-        pb.as_ref().map(|b| b.bytes()),
-        qb.as_ref().map(|b| b.bytes()),
-    );
-    // SAFETY: writable exports, each made into a slice once, overlapping nothing (checked).
-    let mut dsts: Vec<&mut [u8]> = obufs.iter().map(|b| unsafe { b.bytes_mut() }).collect();
+    ex.check_no_overlap(py)?;
+    let srcs: Vec<Option<&[u8]>> = idx.iter().map(|d| d.map(|i| ex.bytes(i))).collect();
+    let (pd, qd) = (pi.map(|i| ex.bytes(i)), qi.map(|i| ex.bytes(i)));
+    // SAFETY: writable exports overlapping nothing (checked above), one slice each.
+    let mut dsts: Vec<&mut [u8]> = oidx.iter().map(|&i| unsafe { ex.bytes_mut(i) }).collect();
     run(py, n * (srcs.len() + 2), || {
         parity::recover(&o, &srcs, pd, qd, &mut dsts)
     })?;
