@@ -219,7 +219,8 @@ def runner(op: str, lib: str, s: Stripe) -> Runner:
                 got = [got[x], got[y]]
             return got == want
 
-        return (lambda: mod.recover(degraded, s.p_buf, s.q_buf, **kw)), check_rec
+        outs = [_isal.aligned(size), _isal.aligned(size)]
+        return (lambda: mod.recover(degraded, s.p_buf, s.q_buf, outs, **kw)), check_rec
     raise AssertionError(f"no runner for {op} / {lib}")
 
 
