@@ -332,6 +332,7 @@ def render(
     active = kernels.get("active", "?") if isinstance(kernels, dict) else "?"
     results = [r for g in groups.values() for r in g.values()]
     run_kernels = sorted({str(r.extra["kernel"]) for r in results if r.extra.get("kernel")})
+    forced = bool(os.environ.get("FASTRAID_KERNEL"))
     load = raw.get("fastraid_load")
     when = raw.get("datetime") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     lines = [
@@ -348,9 +349,15 @@ def render(
         "## Machine",
         "",
         f"- CPU: {env['cpu']} ({env['cores']} logical CPUs), SIMD flags: {env['flags']}",
-        f"- fastraid active kernel: `{active}`"
-        + (f" (benchmarks ran with: {', '.join(run_kernels)})" if run_kernels else ""),
-        f"- `fastraid.kernels()`: `{kernels}`",
+        f"- fastraid active kernel during the benchmarks: `{', '.join(run_kernels) or '?'}`"
+        + (f" (`FASTRAID_KERNEL={os.environ['FASTRAID_KERNEL']}`)" if forced else ""),
+        f"- `fastraid.kernels()` in the reporting process: `{kernels}`"
+        + (
+            ""
+            if forced or not run_kernels or [active] == run_kernels
+            else " — a different choice: without `FASTRAID_KERNEL` the active kernel is"
+            " picked by a short timing run at import, which load on the machine can sway"
+        ),
         f"- ISA-L: {env['isal']}",
         f"- Python {env['python']}, NumPy {env['numpy']}, pyeclib {env['pyeclib']},"
         f" pytest-benchmark {env['pytest_benchmark']}",
