@@ -45,6 +45,7 @@ __all__ = [
     "address",
     "aligned",
     "available",
+    "dispatched",
     "library_path",
     "pq_gen",
     "prepare_pq_gen",
@@ -149,6 +150,58 @@ def version() -> str | None:
     func.restype = ctypes.c_char_p
     raw = func()
     return raw.decode() if isinstance(raw, bytes) else None
+
+
+_VARIANT_SUFFIXES = ("base", "sse", "avx", "avx2", "avx2_gfni", "avx512", "avx512_gfni", "neon")
+
+
+def _follow_jump(addr: int) -> int | None:
+    """If the code at ``addr`` is ``[endbr64] [bnd] jmp *disp32(%rip)`` (an ISA-L multibinary
+    entry point or a PLT stub), the address stored in the slot it jumps through."""
+    code = ctypes.string_at(addr, 12)
+    pos = 4 if code.startswith(b"\xf3\x0f\x1e\xfa") else 0  # endbr64
+    if code[pos : pos + 1] == b"\xf2":  # bnd prefix
+        pos += 1
+    if code[pos : pos + 2] != b"\xff\x25":
+        return None
+    disp = int.from_bytes(code[pos + 2 : pos + 6], "little", signed=True)
+    target = ctypes.c_void_p.from_address(addr + pos + 6 + disp).value
+    return target
+
+
+def dispatched(name: str) -> str | None:
+    """Which implementation ISA-L's run-time dispatcher picked for ``name`` (``"xor_gen"`` or
+    ``"pq_gen"``) on this CPU, e.g. ``"pq_gen_avx512_gfni"``; ``None`` if it cannot tell.
+
+    Best effort, x86-64 only: ISA-L's entry point jumps through a pointer that its first call
+    sets to the chosen variant (possibly through a PLT stub); this follows those jumps until
+    it reaches one of the exported variants.
+    """
+    loaded = _load()
+    if loaded is None or name not in ("xor_gen", "pq_gen"):
+        return None
+    lib = loaded[0]
+    known: dict[int, str] = {}
+    for suffix in _VARIANT_SUFFIXES:
+        func = getattr(lib, f"{name}_{suffix}", None)
+        if func is not None:
+            addr = ctypes.cast(func, ctypes.c_void_p).value
+            if addr:
+                known[addr] = f"{name}_{suffix}"
+    try:
+        # One call (on zero-length buffers) makes the dispatcher choose.
+        bufs = [aligned(0) for _ in range(4)]
+        (pq_gen if name == "pq_gen" else xor_gen)(bufs[:2], *bufs[2 : 4 if name == "pq_gen" else 3])
+        addr = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+        for _ in range(4):
+            if addr is None:
+                return None
+            if addr in known:
+                return known[addr]
+            addr = _follow_jump(addr)
+    except (OSError, ValueError, IsalError):
+        return None
+    return None
 
 
 # ==================================================================================================
