@@ -310,7 +310,8 @@ def environment(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         from fastraid import _isal
 
-        env["isal"] = f"{_isal.version()} ({_isal.library_path()})"
+        variants = ", ".join(str(_isal.dispatched(op)) for op in ("xor_gen", "pq_gen"))
+        env["isal"] = f"{_isal.version()}, dispatching to {variants} ({_isal.library_path()})"
     except Exception as exc:  # noqa: BLE001
         env["isal"] = f"unavailable: {exc!r}"
     for mod in ("numpy", "pyeclib", "pytest_benchmark"):

@@ -162,7 +162,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     theirs: dict[str, Callable[[], object]] = {}
     isal_note = None
     if _isal.available():
-        report["isal"] = {"version": _isal.version(), "library": str(_isal.library_path())}
+        report["isal"] = {
+            "version": _isal.version(),
+            "library": str(_isal.library_path()),
+            "xor_gen": _isal.dispatched("xor_gen"),
+            "pq_gen": _isal.dispatched("pq_gen"),
+        }
         isal_p, isal_q, isal_x = _isal.aligned(size), _isal.aligned(size), _isal.aligned(size)
         theirs["xor_gen"] = _isal.prepare_xor_gen(blocks, isal_x)
         if size % 32 == 0:
@@ -207,7 +212,8 @@ def format_report(r: dict[str, Any]) -> str:
     ]
     if r["isal"]:
         lines.append(
-            f"  ISA-L {r['isal']['version']}: P, Q and XOR "
+            f"  ISA-L {r['isal']['version']} ({r['isal']['xor_gen']}, {r['isal']['pq_gen']}): "
+            "P, Q and XOR "
             + ("match fastraid's" if r["isal"]["matches"] else "DIFFER from fastraid's")
         )
     if r["isal_note"]:
