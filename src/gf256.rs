@@ -98,6 +98,25 @@ pub fn nibble_tables(c: u8) -> ([u8; 16], [u8; 16]) {
     (lo, hi)
 }
 
+/// The 8×8 bit matrix of "multiply by `c`" in the operand layout of the GFNI instruction
+/// `gf2p8affineqb` (result bit i = parity(byte (7 − i) of the matrix AND x)). Multiplying
+/// by a constant is linear over GF(2) whatever the polynomial, so one affine instruction
+/// multiplies by any constant of our 0x11d field (the instruction's own `gf2p8mulb` is
+/// hard-wired to AES's 0x11b and cannot be used).
+pub fn gfni_matrix(c: u8) -> u64 {
+    let mut m = 0u64;
+    for i in 0..8 {
+        let mut row = 0u8;
+        for j in 0..8 {
+            if mul(c, 1 << j) >> i & 1 != 0 {
+                row |= 1 << j;
+            }
+        }
+        m |= (row as u64) << (8 * (7 - i));
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +162,22 @@ mod tests {
             let (lo, hi) = nibble_tables(c);
             for v in 0..=255u8 {
                 assert_eq!(lo[(v & 15) as usize] ^ hi[(v >> 4) as usize], mul(c, v));
+            }
+        }
+    }
+
+    /// A software model of `gf2p8affineqb` (Intel SDM) applied to the matrix.
+    #[test]
+    fn gfni_matrix_multiplies() {
+        for c in 0..=255u8 {
+            let m = gfni_matrix(c);
+            for x in 0..=255u8 {
+                let mut y = 0u8;
+                for i in 0..8 {
+                    let row = (m >> (8 * (7 - i))) as u8;
+                    y |= (((row & x).count_ones() & 1) as u8) << i;
+                }
+                assert_eq!(y, mul(c, x), "{c} * {x}");
             }
         }
     }

@@ -8,6 +8,7 @@
 //! | `ssse3`  | 16 bytes | SSSE3            | `pshufb` nibble tables |
 //! | `avx2`   | 32 bytes | AVX2             | `vpshufb` nibble tables|
 //! | `avx512` | 64 bytes | AVX-512 F + BW   | `vpshufb` nibble tables|
+//! | `avx512gfni` | 64 bytes | AVX-512 F + BW, GFNI | one `vgf2p8affineqb` |
 //!
 //! `scalar` is the oracle; every other kernel is the single template in `generic.rs`
 //! instantiated for its vector type inside a `#[target_feature]` function, with the tail
@@ -27,6 +28,7 @@ mod swar;
 mod x86_64 {
     pub(crate) mod avx2;
     pub(crate) mod avx512;
+    pub(crate) mod avx512_gfni;
     pub(crate) mod sse2;
     pub(crate) mod ssse3;
 }
@@ -45,17 +47,19 @@ pub enum Kernel {
     Ssse3,
     Avx2,
     Avx512,
+    Avx512Gfni,
 }
 
 impl Kernel {
     /// Every kernel this build knows, slowest first.
-    pub const ALL: [Kernel; 6] = [
+    pub const ALL: [Kernel; 7] = [
         Kernel::Scalar,
         Kernel::Swar,
         Kernel::Sse2,
         Kernel::Ssse3,
         Kernel::Avx2,
         Kernel::Avx512,
+        Kernel::Avx512Gfni,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +70,7 @@ impl Kernel {
             Kernel::Ssse3 => "ssse3",
             Kernel::Avx2 => "avx2",
             Kernel::Avx512 => "avx512",
+            Kernel::Avx512Gfni => "avx512gfni",
         }
     }
 
@@ -83,6 +88,8 @@ impl Kernel {
             Kernel::Avx512 => {
                 is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
             }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Gfni => Kernel::Avx512.is_available() && is_x86_feature_detected!("gfni"),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -189,6 +196,8 @@ impl Kernel {
             Kernel::Avx2 => unsafe { isa::avx2::xor_gen(srcs, dst) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { isa::avx512::xor_gen(srcs, dst) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Gfni => unsafe { isa::avx512gfni::xor_gen(srcs, dst) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable_unavailable(),
         }
@@ -215,6 +224,8 @@ impl Kernel {
             Kernel::Avx2 => unsafe { isa::avx2::pq_gen(srcs, p, q) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { isa::avx512::pq_gen(srcs, p, q) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Gfni => unsafe { isa::avx512gfni::pq_gen(srcs, p, q) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable_unavailable(),
         }
@@ -256,6 +267,8 @@ impl Kernel {
             Kernel::Avx2 => unsafe { isa::avx2::recov_2data(srcs, p, q, dx, dy, a, b) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { isa::avx512::recov_2data(srcs, p, q, dx, dy, a, b) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Gfni => unsafe { isa::avx512gfni::recov_2data(srcs, p, q, dx, dy, a, b) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable_unavailable(),
         }
@@ -293,6 +306,8 @@ impl Kernel {
             Kernel::Avx2 => unsafe { isa::avx2::recov_datap(srcs, q, dx, c) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { isa::avx512::recov_datap(srcs, q, dx, c) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Gfni => unsafe { isa::avx512gfni::recov_datap(srcs, q, dx, c) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable_unavailable(),
         }
@@ -395,5 +410,13 @@ mod isa {
         4,
         2,
         "avx512f,avx512bw"
+    );
+    #[cfg(target_arch = "x86_64")]
+    isa_entry!(
+        avx512gfni,
+        crate::kernels::x86_64::avx512_gfni::V512g,
+        4,
+        4,
+        "avx512f,avx512bw,gfni"
     );
 }
