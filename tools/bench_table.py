@@ -236,9 +236,11 @@ def op_section(groups: dict[Key, dict[str, Result]], op: str) -> list[str]:
     keys = sorted(key for key in groups if key[0] == op)
     if not keys:
         return []
-    libs = [lib for lib in LIB_ORDER if any(lib in groups[key] for key in keys)]
+    present = {lib for key in keys for lib in groups[key]}
+    libs = [lib for lib in LIB_ORDER if lib in present]
+    libs[2:2] = sorted(present - set(LIB_ORDER))  # fastraid[<kernel>] variants
     ratio_peers = [p for p in ("isal", "reference", "pyeclib", "numpy") if p in libs]
-    header = ["k", "block"] + [LIB_TITLE[lib] for lib in libs]
+    header = ["k", "block"] + [LIB_TITLE.get(lib, lib) for lib in libs]
     header += [f"fastraid / {LIB_TITLE[p]}" for p in ratio_peers]
     rows = []
     for key in keys:
@@ -346,7 +348,7 @@ def render(
     env = environment(raw)
     kernels = env["kernels"]
     active = kernels.get("active", "?") if isinstance(kernels, dict) else "?"
-    results = [r for g in groups.values() for r in g.values()]
+    results = [r for g in groups.values() for r, lib in ((g[x], x) for x in g) if lib in LIB_ORDER]
     run_kernels = sorted({str(r.extra["kernel"]) for r in results if r.extra.get("kernel")})
     forced = bool(os.environ.get("FASTRAID_KERNEL"))
     load = raw.get("fastraid_load")
