@@ -103,16 +103,27 @@ pub fn nibble_tables(c: u8) -> ([u8; 16], [u8; 16]) {
 /// by a constant is linear over GF(2) whatever the polynomial, so one affine instruction
 /// multiplies by any constant of our 0x11d field (the instruction's own `gf2p8mulb` is
 /// hard-wired to AES's 0x11b and cannot be used).
-pub fn gfni_matrix(c: u8) -> u64 {
+pub const fn gfni_matrix(c: u8) -> u64 {
+    // Column j of the matrix is c·2^j; row i collects bit i of every column.
+    let mut cols = [0u8; 8];
+    let mut col = c;
+    let mut j = 0;
+    while j < 8 {
+        cols[j] = col;
+        col = mul2(col);
+        j += 1;
+    }
     let mut m = 0u64;
-    for i in 0..8 {
+    let mut i = 0;
+    while i < 8 {
         let mut row = 0u8;
-        for j in 0..8 {
-            if mul(c, 1 << j) >> i & 1 != 0 {
-                row |= 1 << j;
-            }
+        let mut j = 0;
+        while j < 8 {
+            row |= ((cols[j] >> i) & 1) << j;
+            j += 1;
         }
         m |= (row as u64) << (8 * (7 - i));
+        i += 1;
     }
     m
 }

@@ -36,7 +36,9 @@ impl Options {
         })
     }
 
-    /// Chunk length for blocks of `n` bytes: `n` itself when the work stays on one thread.
+    /// Chunk length for blocks of `n` bytes: `n` itself when the work stays on one thread,
+    /// and then callers must not go through rayon at all (even one task handed to the pool
+    /// costs a cross-thread wake-up of several microseconds).
     fn chunk_len(&self, n: usize, blocks: usize) -> usize {
         let t = match self.threads {
             0 => rayon::current_num_threads()
@@ -246,6 +248,9 @@ pub fn recover(
         (&[x], None, Some(q)) => {
             check_q_slots(data.len())?;
             let chunk = o.chunk_len(n, data.len());
+            if chunk >= n {
+                return o.kernel.recov_datap(data, q, x, outs[0]);
+            }
             outs[0]
                 .par_chunks_mut(chunk)
                 .enumerate()
@@ -260,6 +265,9 @@ pub fn recover(
             check_q_slots(data.len())?;
             let chunk = o.chunk_len(n, data.len());
             let (first, rest) = outs.split_at_mut(1);
+            if chunk >= n {
+                return o.kernel.recov_2data(data, p, q, x, y, first[0], rest[0]);
+            }
             first[0]
                 .par_chunks_mut(chunk)
                 .zip(rest[0].par_chunks_mut(chunk))
