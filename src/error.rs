@@ -12,6 +12,15 @@ pub enum Error {
     TooManyFailures(String),
     /// A kernel name that does not exist or that this CPU cannot run.
     UnknownKernel(String),
+    /// A member device or image could not be opened or read (the message names the path).
+    Io(String),
+    /// A path holds no usable md superblock.
+    NotAnArray(String),
+    /// The members do not make a usable array (too many missing, members of several
+    /// arrays, the same member twice ...).
+    Assembly(String),
+    /// Something fastraid recognises but does not handle yet (a reshape in progress, ...).
+    Unsupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -19,14 +28,27 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidArgument(m) | Error::TooManyFailures(m) | Error::UnknownKernel(m) => {
-                f.write_str(m)
-            }
+            Error::InvalidArgument(m)
+            | Error::TooManyFailures(m)
+            | Error::UnknownKernel(m)
+            | Error::Io(m)
+            | Error::NotAnArray(m)
+            | Error::Assembly(m)
+            | Error::Unsupported(m) => f.write_str(m),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<crate::md::Error> for Error {
+    fn from(e: crate::md::Error) -> Self {
+        match e {
+            crate::md::Error::Io { .. } => Error::Io(e.to_string()),
+            _ => Error::NotAnArray(e.to_string()),
+        }
+    }
+}
 
 /// Shorthand for an [`Error::InvalidArgument`] with a formatted message.
 macro_rules! invalid {

@@ -11,8 +11,11 @@
 //!   serialise, probe.
 //! - `py` (feature `python`): the PyO3 bindings, `fastraid._core`.
 
+pub mod array;
+pub mod assemble;
 pub mod error;
 pub mod gf256;
+pub mod io;
 pub mod kernels;
 pub mod layout;
 pub mod md;

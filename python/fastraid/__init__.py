@@ -7,6 +7,9 @@ two lost blocks, on any buffer-protocol objects, without copying::
     p, q = fastraid.pq_gen([d0, d1, d2, d3])
     d1_again, d3_again = fastraid.recover([d0, None, d2, None], p=p, q=q)
 
+``fastraid.open(members, readonly=True)`` assembles a Linux md array from its member images
+or devices (degraded, in any order) and reads it; see :mod:`fastraid.array`.
+
 ``fastraid.reference`` holds the same functions in plain Python (the test oracle).
 Every error is a :class:`FastRaidError`.
 """
@@ -15,21 +18,34 @@ from __future__ import annotations
 
 from ._core import __version__, kernels, pq_check, pq_gen, recover, xor_check, xor_gen
 from ._errors import (
+    AssemblyError,
     BufferTypeError,
     FastRaidError,
     InternalError,
     InvalidArgumentError,
+    MemberError,
+    NotAnArrayError,
+    NotSupportedError,
     TooManyFailuresError,
 )
+from .array import Array, Volume, examine, open
 
 __all__ = [
+    "Array",
+    "AssemblyError",
     "BufferTypeError",
     "FastRaidError",
     "InternalError",
     "InvalidArgumentError",
+    "MemberError",
+    "NotAnArrayError",
+    "NotSupportedError",
     "TooManyFailuresError",
+    "Volume",
     "__version__",
+    "examine",
     "kernels",
+    "open",
     "pq_check",
     "pq_gen",
     "recover",

@@ -30,10 +30,32 @@ class InternalError(FastRaidError, RuntimeError):
     """A bug in fastraid: a Rust panic caught at the boundary. Please report it."""
 
 
+class MemberError(FastRaidError, OSError):
+    """A member device or image cannot be opened or read (missing, truncated, I/O error).
+    The message names the path."""
+
+
+class AssemblyError(FastRaidError, ValueError):
+    """The members given do not make a usable array: too many missing, members of several
+    arrays, the same member twice, no md superblock at all, ..."""
+
+
+class NotAnArrayError(AssemblyError):
+    """A path holds no usable md superblock."""
+
+
+class NotSupportedError(FastRaidError, NotImplementedError):
+    """Recognised but not handled yet (writing, a reshape in progress, ...)."""
+
+
 __all__ = [
+    "AssemblyError",
     "BufferTypeError",
     "FastRaidError",
     "InternalError",
     "InvalidArgumentError",
+    "MemberError",
+    "NotAnArrayError",
+    "NotSupportedError",
     "TooManyFailuresError",
 ]

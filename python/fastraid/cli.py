@@ -1,14 +1,68 @@
-"""The ``fastraid`` command line (argparse, one function per verb)."""
+"""The ``fastraid`` command line (argparse, one function per verb).
+
+Verbs: ``examine`` and ``detail`` (mdadm's --examine / --detail for member images or
+devices, read-only), ``export`` (write an array's logical content to an image, resumable),
+``demo`` and ``kernels``.
+
+Exit codes: 0 success; 1 ``examine`` found no superblock on some path; 2 an error
+(:class:`FastRaidError`, bad arguments); 3 ``export`` finished but some ranges could not
+be recovered (unreadable) or may be wrong (uncertain): they are listed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
 
 from . import _core
-from ._errors import FastRaidError
+from ._errors import FastRaidError, InvalidArgumentError
+
+#: Array bytes read and written per step of ``export`` (and per checkpoint).
+EXPORT_WINDOW = 16 * 1024 * 1024
+#: Exit code of ``export`` when some bytes are unreadable or uncertain.
+EXIT_INCOMPLETE = 3
+#: Version of the export checkpoint file.
+CHECKPOINT_VERSION = 1
+
+
+# ======================================================================================
+# Formatting helpers
+# ======================================================================================
+
+
+def _size(n: int) -> str:
+    """``47185920 (45.00 MiB 47.19 MB)`` as mdadm prints sizes."""
+    return f"{n} ({n / 2**20:.2f} MiB {n / 1e6:.2f} MB)"
+
+
+def _time(seconds: int) -> str:
+    if not seconds:
+        return "-"
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime(
+        "%a %b %d %H:%M:%S %Y UTC"
+    )
+
+
+def _block(rows: list[tuple[str, object]], out: IO[str]) -> None:
+    width = max((len(k) for k, _ in rows), default=0)
+    for k, v in rows:
+        out.write(f"{k:>{width + 4}} : {v}\n")
+
+
+def _chunk(n: int) -> str:
+    return f"{n // 1024}K" if n else "-"
+
+
+# ======================================================================================
+# kernels, demo
+# ======================================================================================
 
 
 def _cmd_kernels(args: argparse.Namespace) -> int:
@@ -30,6 +84,372 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(args.demo_args)
 
 
+# ======================================================================================
+# examine
+# ======================================================================================
+
+
+def _examine_rows(sb: dict[str, Any]) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = [
+        ("Magic", "a92b4efc"),
+        ("Version", sb.get("metadata", sb["location"])),
+        ("Feature Map", sb.get("feature_map") or "-"),
+        ("Array UUID", sb.get("uuid", "?")),
+        ("Name", sb.get("name", "")),
+        ("Creation Time", _time(sb.get("ctime", 0))),
+        ("Raid Level", sb.get("level", "?")),
+        ("Raid Devices", sb.get("raid_devices", "?")),
+        ("Avail Dev Size", f"{sb.get('data_size', 0)} sectors"),
+        ("Used Dev Size", f"{sb.get('dev_sectors', 0)} sectors"),
+        ("Data Offset", f"{sb.get('data_offset', 0)} sectors"),
+        ("Super Offset", f"{sb.get('super_offset', sb['sector'])} sectors"),
+    ]
+    if sb.get("recovery_offset") is not None:
+        rows.append(("Recovery Offset", f"{sb['recovery_offset']} sectors"))
+    rows += [
+        ("State", "clean" if sb.get("clean") else f"active (resync at {sb.get('resync_offset')})"),
+        ("Device UUID", sb.get("device_uuid") or "-"),
+        ("Update Time", _time(sb.get("utime", 0))),
+        ("Checksum", "correct" if sb["checksum_ok"] else "WRONG"),
+        ("Events", sb.get("events", "?")),
+    ]
+    if sb.get("layout") is not None:
+        rows.append(("Layout", sb["layout"]))
+    if sb.get("chunk"):
+        rows.append(("Chunk Size", _chunk(sb["chunk"])))
+    reshape = sb.get("reshape")
+    if reshape:
+        rows += [
+            ("Reshape pos'n", f"{reshape['position']} sectors"),
+            ("Delta Devices", reshape["delta_disks"]),
+            ("New Layout", reshape["new_layout"]),
+            ("New Chunksize", _chunk(reshape["new_chunk"])),
+            ("New Offset", f"{reshape['new_offset']} sectors"),
+        ]
+    rows += [
+        ("Device Role", sb.get("role", "?")),
+        ("Array State", sb.get("array_state", "")),
+    ]
+    if not sb["valid"]:
+        rows.append(("Problems", "; ".join(sb["problems"]) or "-"))
+    return rows
+
+
+def _cmd_examine(args: argparse.Namespace) -> int:
+    code = 0
+    results: list[dict[str, Any]] = []
+    for path in args.members:
+        try:
+            found = _core.examine(path)
+            error = None
+        except FastRaidError as e:
+            found, error = [], str(e)
+        if not found:
+            code = 1
+        results.append({"path": path, "superblocks": found, "error": error})
+    if args.json:
+        print(json.dumps({"output_version": 1, "members": results}, indent=2))
+        return code
+    for r in results:
+        print(f"{r['path']}:")
+        if r["error"]:
+            print(f"  cannot examine: {r['error']}")
+        elif not r["superblocks"]:
+            print("  No md superblock detected.")
+        for sb in r["superblocks"]:
+            if len(r["superblocks"]) > 1:
+                mark = " (used)" if sb.get("preferred") else ""
+                print(f"  -- {sb['location']} superblock at sector {sb['sector']}{mark}")
+            _block(_examine_rows(sb), sys.stdout)
+        print()
+    return code
+
+
+# ======================================================================================
+# detail
+# ======================================================================================
+
+
+def _cmd_detail(args: argparse.Namespace) -> int:
+    from .array import open as open_array
+
+    with open_array(args.members, readonly=True, force=args.force) as array:
+        d = array.detail()
+    if args.json:
+        print(json.dumps({"output_version": 1, **d}, indent=2))
+        return 0
+    active = sum(1 for m in d["members"] if m["used"])
+    rows: list[tuple[str, object]] = [
+        ("Version", d["metadata"]),
+        ("Creation Time", _time(d["ctime"])),
+        ("Raid Level", d["level"]),
+        ("Array Size", _size(d["size"])),
+    ]
+    if d["level"] not in ("raid0", "linear"):
+        rows.append(("Used Dev Size", _size(d["dev_size"])))
+    rows += [
+        ("Raid Devices", d["raid_devices"]),
+        ("Total Devices", len(d["members"])),
+        ("Update Time", _time(d["utime"])),
+        ("State", d["state"]),
+        ("Active Devices", active),
+        ("Missing Slots", ", ".join(map(str, d["missing_slots"])) or "none"),
+    ]
+    if d["layout"]:
+        rows.append(("Layout", d["layout"]))
+    if d["chunk"]:
+        rows.append(("Chunk Size", _chunk(d["chunk"])))
+    rows += [
+        ("Name", d["name"]),
+        ("UUID", d["uuid"]),
+        ("Events", d["events"]),
+    ]
+    _block(rows, sys.stdout)
+    print()
+    print(f"   {'Slot':>4}  {'State':<11} {'Events':>8}  Path")
+    for m in sorted(d["members"], key=lambda m: (m["slot"] is None, m["slot"] or 0)):
+        slot = "-" if m["slot"] is None else str(m["slot"])
+        events = "-" if m["events"] is None else str(m["events"])
+        state = m["state"]
+        print(f"   {slot:>4}  {state:<11} {events:>8}  {m['path']}")
+        if m["reason"] and m["state"] != "active":
+            print(f"   {'':>4}  {'':<11} {'':>8}    {m['reason']}")
+    for s in d["missing_slots"]:
+        print(f"   {s:>4}  {'missing':<11} {'-':>8}  -")
+    print()
+    print("Decisions:")
+    for note in d["notes"]:
+        print(f"  - {note}")
+    return 0
+
+
+# ======================================================================================
+# export
+# ======================================================================================
+
+
+def _checkpoint_path(image: Path) -> Path:
+    return image.with_name(image.name + ".fastraid-export.json")
+
+
+def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Replace the checkpoint atomically and durably: write a temporary file, fsync it,
+    rename it over the old one, fsync the directory. The caller has already fsynced the
+    image up to ``state["done"]``, so the checkpoint never claims bytes that a crash could
+    lose."""
+    tmp = path.with_name(path.name + ".tmp")
+    data = json.dumps(state).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class _Progress:
+    """Renders export progress: a rich bar on a terminal, JSON lines, or nothing."""
+
+    def __init__(self, mode: str, total: int, start: int) -> None:
+        self.mode = mode
+        self.total = total
+        self.start_time = time.monotonic()
+        self.start_done = start
+        self._last_json = 0.0
+        self._bar: Any = None
+        self._task: Any = None
+        if mode == "bar":
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("export"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("export", total=total, completed=start)
+
+    def update(self, done: int, totals: dict[str, int]) -> None:
+        if self.mode == "bar":
+            self._bar.update(self._task, completed=done)
+        elif self.mode == "json":
+            now = time.monotonic()
+            if now - self._last_json < 0.5 and done < self.total:
+                return
+            self._last_json = now
+            elapsed = now - self.start_time
+            rate = (done - self.start_done) / elapsed if elapsed > 0 else 0.0
+            print(
+                json.dumps(
+                    {
+                        "event": "progress",
+                        "done": done,
+                        "total": self.total,
+                        "rate": round(rate),
+                        **{k: v for k, v in totals.items() if k != "clean"},
+                    }
+                ),
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _merge_range(ranges: list[dict[str, Any]], r: dict[str, Any]) -> None:
+    if ranges:
+        last = ranges[-1]
+        if last["kind"] == r["kind"] and last["offset"] + last["length"] == r["offset"]:
+            last["length"] += r["length"]
+            return
+    ranges.append(dict(r))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .array import open as open_array
+
+    image = Path(args.output)
+    ckpt = _checkpoint_path(image)
+    inputs = [Path(m) for m in args.members]
+    for m in inputs:
+        if _same_file(m, image) or m.resolve() == image.resolve():
+            raise InvalidArgumentError(
+                f"-o {image}: that is one of the members; refusing to write over an input"
+            )
+    is_block = image.exists() and image.is_block_device()
+
+    with open_array(args.members, readonly=True, force=args.force) as array:
+        d = array.detail()
+        size = array.size
+        identity = {"uuid": d["uuid"], "size": size, "events": d["events"]}
+        start = 0
+        ranges: list[dict[str, Any]] = []
+        totals = {"clean": 0, "rebuilt": 0, "uncertain": 0, "unreadable": 0}
+        if args.resume and ckpt.exists():
+            state = json.loads(ckpt.read_text())
+            if state.get("version") != CHECKPOINT_VERSION or any(
+                state.get(k) != v for k, v in identity.items()
+            ):
+                raise InvalidArgumentError(
+                    f"{ckpt}: checkpoint belongs to another array or export "
+                    f"({state.get('uuid')}, {state.get('size')} bytes); remove it or use "
+                    "--overwrite without --resume"
+                )
+            if not image.exists():
+                raise InvalidArgumentError(f"{image}: checkpoint found but the image is gone")
+            start = int(state["done"])
+            ranges = list(state["ranges"])
+            totals = dict(state["totals"])
+        elif image.exists() and not args.overwrite:
+            hint = " (use --resume to continue it)" if ckpt.exists() else ""
+            raise InvalidArgumentError(
+                f"{image} exists; refusing to overwrite it without --overwrite{hint}"
+            )
+
+        flags = os.O_WRONLY | os.O_CREAT
+        fd = os.open(image, flags, 0o644)
+        try:
+            if not is_block and start == 0:
+                os.ftruncate(fd, 0)
+            if not is_block:
+                os.ftruncate(fd, size)
+            mode = args.progress
+            if args.quiet:
+                mode = "none"
+            elif mode == "auto":
+                mode = "bar" if sys.stderr.isatty() else "none"
+            progress = _Progress(mode, size, start)
+            buf = bytearray(EXPORT_WINDOW)
+            view = memoryview(buf)
+            done = start
+            try:
+                while done < size:
+                    n = min(EXPORT_WINDOW, size - done)
+                    array.clear_trust_map()
+                    array.readinto(done, view[:n], strict=False)
+                    w = 0
+                    while w < n:
+                        w += os.pwrite(fd, view[w:n], done + w)
+                    for r in array.trust_map():
+                        totals[r["kind"]] += r["length"]
+                        if r["kind"] != "clean":
+                            _merge_range(ranges, r)
+                    done += n
+                    # Durability order: image data first (fsync), then the checkpoint that
+                    # claims it (written to a temporary file, fsynced, renamed).
+                    os.fsync(fd)
+                    _write_checkpoint(
+                        ckpt,
+                        {
+                            "version": CHECKPOINT_VERSION,
+                            **identity,
+                            "members": [str(m) for m in inputs],
+                            "done": done,
+                            "ranges": ranges,
+                            "totals": totals,
+                        },
+                    )
+                    progress.update(done, totals)
+            finally:
+                progress.close()
+        finally:
+            os.close(fd)
+    ckpt.unlink(missing_ok=True)
+    bad = [r for r in ranges if r["kind"] in ("unreadable", "uncertain")]
+    code = EXIT_INCOMPLETE if bad else 0
+    summary = {
+        "event": "done",
+        "output": str(image),
+        "size": size,
+        "totals": totals,
+        "ranges": ranges,
+        "complete": not bad,
+        "exit_code": code,
+    }
+    if args.progress == "json" and not args.quiet:
+        print(json.dumps(summary), flush=True)
+    elif not args.quiet:
+        print(f"exported {_size(size)} to {image}")
+        for kind in ("clean", "rebuilt", "uncertain", "unreadable"):
+            print(f"  {kind:>10}: {totals[kind]} bytes")
+        for r in ranges[:50]:
+            print(f"  {r['kind']:>10}: bytes {r['offset']}..{r['offset'] + r['length']}")
+        if len(ranges) > 50:
+            print(f"  ... {len(ranges) - 50} more ranges")
+        if bad:
+            print("some ranges could not be recovered exactly (listed above)")
+    return code
+
+
+# ======================================================================================
+# Parser
+# ======================================================================================
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastraid", description="Software RAID with a Rust SIMD core."
@@ -44,14 +464,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kernels", help="list the parity kernels this CPU can run")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_kernels)
+
+    p = sub.add_parser("examine", help="show the md superblocks of member devices or images")
+    p.add_argument("members", nargs="+", metavar="MEMBER")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_examine)
+
+    p = sub.add_parser(
+        "detail", help="assemble (read-only) and describe an array: what was chosen and why"
+    )
+    p.add_argument("members", nargs="+", metavar="MEMBER")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", action="store_true", help="use stale members where needed")
+    p.set_defaults(func=_cmd_detail)
+
+    p = sub.add_parser("export", help="write an array's logical content to an image file")
+    p.add_argument("members", nargs="+", metavar="MEMBER")
+    p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="file or device")
+    p.add_argument("--force", action="store_true", help="use stale members where needed")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing IMAGE")
+    p.add_argument("--progress", choices=("auto", "json", "none"), default="auto")
+    p.add_argument("--quiet", action="store_true", help="print nothing (see the exit code)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
     try:
-        code: int = args.func(args)
+        code: int = func(args)
     except FastRaidError as e:
+        print(f"fastraid: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
         print(f"fastraid: {e}", file=sys.stderr)
         return 2
     return code

@@ -32,6 +32,10 @@ pub(crate) fn to_py(py: Python<'_>, e: Error) -> PyErr {
     match e {
         Error::InvalidArgument(m) | Error::UnknownKernel(m) => invalid(py, m),
         Error::TooManyFailures(m) => raise(py, "TooManyFailuresError", m),
+        Error::Io(m) => raise(py, "MemberError", m),
+        Error::NotAnArray(m) => raise(py, "NotAnArrayError", m),
+        Error::Assembly(m) => raise(py, "AssemblyError", m),
+        Error::Unsupported(m) => raise(py, "NotSupportedError", m),
     }
 }
 

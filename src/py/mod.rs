@@ -1,6 +1,7 @@
 //! The Python module `fastraid._core`: argument conversion only; the work is in
 //! [`crate::parity`]. Heavy calls release the GIL.
 
+mod array;
 mod buffers;
 mod errors;
 
@@ -286,5 +287,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pq_check, m)?)?;
     m.add_function(wrap_pyfunction!(recover, m)?)?;
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
+    m.add_class::<array::RaidArray>()?;
+    m.add_function(wrap_pyfunction!(array::examine, m)?)?;
     Ok(())
 }

@@ -1,0 +1,640 @@
+//! Reading an assembled md array ([`crate::assemble::Assembly`]): the logical bytes, with
+//! missing or out-of-sync pieces rebuilt from the mirrors or from parity.
+//!
+//! A read walks the array in windows of [`WINDOW`] bytes; each window is split into
+//! per-member pieces by [`Geometry::extents`] (about one per chunk). Pieces whose member
+//! is present and in sync for those bytes are read straight into the caller's buffer.
+//! Otherwise:
+//!
+//! * RAID1/10 (and RAID0/linear, which have nothing else) try the other copies of the
+//!   piece in md's order;
+//! * RAID4/5/6 read the same member range of every other member of the stripe (data, P
+//!   and Q sit at the same device offset in a stripe) into per-member scratch buffers,
+//!   once per stripe, and rebuild the lost data with [`parity::recover`]. For RAID-6 the
+//!   blocks are passed in *syndrome slot* order ([`StripeRoles::members_by_slot`]), which
+//!   is not the logical data order for the asymmetric and `-6` layouts; DDF layouts have
+//!   `n` slots of which P's and Q's count as zero blocks.
+//!
+//! Validity changes inside a piece (a rebuild checkpoint, a bad-block range, the end of a
+//! truncated device) split the work at that offset, so every byte is taken from the best
+//! source for it. A member that fails a read is treated as missing for that piece and the
+//! piece is retried from redundancy.
+//!
+//! What each byte was made from is recorded in a [`TrustMap`]: clean (read from an in-sync
+//! member), rebuilt (from parity or another copy after a failure), uncertain (rebuilt in a
+//! region the array had not finished resyncing, so parity may be stale) or unreadable
+//! (filled with zeros in lenient mode; strict reads fail instead).
+
+use crate::assemble::{Assembly, SlotMember};
+use crate::error::{Error, Result};
+use crate::layout::{Extent, Geometry, Level, StripeRoles};
+use crate::parity::{self, Options};
+
+/// Array bytes mapped per step: bounds the extent list, not the caller's buffer.
+pub const WINDOW: u64 = 16 * 1024 * 1024;
+
+/// Longest member range rebuilt at once (bounds the scratch buffers for huge chunks).
+const SCRATCH_MAX: u64 = 4 * 1024 * 1024;
+
+// ================================================================================
+// Trust map
+// ================================================================================
+
+/// Where a range of array bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Trust {
+    /// Read from an in-sync member.
+    Clean,
+    /// Rebuilt from parity or read from another copy.
+    Rebuilt,
+    /// Rebuilt where the array was not in sync: may be wrong.
+    Uncertain,
+    /// Could not be read or rebuilt (zeros were returned in lenient mode).
+    Unreadable,
+}
+
+impl Trust {
+    pub fn name(self) -> &'static str {
+        match self {
+            Trust::Clean => "clean",
+            Trust::Rebuilt => "rebuilt",
+            Trust::Uncertain => "uncertain",
+            Trust::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// A range of array bytes and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustRange {
+    pub offset: u64,
+    pub len: u64,
+    pub trust: Trust,
+}
+
+/// What every byte read so far was made from.
+#[derive(Debug, Default, Clone)]
+pub struct TrustMap {
+    ranges: Vec<TrustRange>,
+    /// Bytes recorded per kind (clean, rebuilt, uncertain, unreadable); a byte read twice
+    /// counts twice.
+    pub totals: [u64; 4],
+}
+
+impl TrustMap {
+    fn record(&mut self, offset: u64, len: u64, trust: Trust) {
+        if len == 0 {
+            return;
+        }
+        self.totals[trust as usize] += len;
+        if let Some(last) = self.ranges.last_mut() {
+            if last.trust == trust && last.offset + last.len == offset {
+                last.len += len;
+                return;
+            }
+        }
+        self.ranges.push(TrustRange { offset, len, trust });
+        if self.ranges.len() > 1 << 20 {
+            self.ranges = self.normalised();
+        }
+    }
+
+    /// The ranges read so far, sorted and merged; where a range was read more than once
+    /// the worst verdict wins.
+    pub fn normalised(&self) -> Vec<TrustRange> {
+        // Sweep over boundaries; at each point take the worst kind covering it.
+        let mut points: Vec<(u64, bool, Trust)> = Vec::with_capacity(self.ranges.len() * 2);
+        for r in &self.ranges {
+            points.push((r.offset, true, r.trust));
+            points.push((r.offset + r.len, false, r.trust));
+        }
+        points.sort_unstable_by_key(|&(p, start, t)| (p, start, t));
+        let mut active = [0u64; 4];
+        let mut out: Vec<TrustRange> = Vec::new();
+        let mut prev: Option<u64> = None;
+        for (p, start, t) in points {
+            if let Some(q) = prev {
+                if p > q {
+                    if let Some(worst) = (0..4).rev().find(|&k| active[k] > 0) {
+                        let trust = [
+                            Trust::Clean,
+                            Trust::Rebuilt,
+                            Trust::Uncertain,
+                            Trust::Unreadable,
+                        ][worst];
+                        match out.last_mut() {
+                            Some(l) if l.trust == trust && l.offset + l.len == q => l.len += p - q,
+                            _ => out.push(TrustRange {
+                                offset: q,
+                                len: p - q,
+                                trust,
+                            }),
+                        }
+                    }
+                }
+            }
+            if start {
+                active[t as usize] += 1;
+            } else {
+                active[t as usize] -= 1;
+            }
+            prev = Some(p);
+        }
+        out
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.ranges.clear();
+        self.totals = [0; 4];
+    }
+}
+
+// ================================================================================
+// Reader
+// ================================================================================
+
+/// Reads an assembled array.
+#[derive(Debug)]
+pub struct ArrayReader {
+    asm: Assembly,
+    opts: Options,
+    /// Per member scratch (RAID4/5/6 rebuilds), grown on demand.
+    scratch: Vec<Vec<u8>>,
+    /// Rebuilt blocks (at most two).
+    rebuilt: [Vec<u8>; 2],
+    /// Zero block for the DDF slots of P and Q.
+    zero: Vec<u8>,
+    trust: TrustMap,
+}
+
+impl ArrayReader {
+    pub fn new(asm: Assembly) -> Result<ArrayReader> {
+        let n = asm.slots.len();
+        Ok(ArrayReader {
+            asm,
+            opts: Options::new()?,
+            scratch: vec![Vec::new(); n],
+            rebuilt: [Vec::new(), Vec::new()],
+            zero: Vec::new(),
+            trust: TrustMap::default(),
+        })
+    }
+
+    pub fn assembly(&self) -> &Assembly {
+        &self.asm
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.asm.geometry
+    }
+
+    /// Array size in bytes.
+    pub fn size(&self) -> u64 {
+        self.asm.geometry.array_bytes()
+    }
+
+    pub fn trust_map(&self) -> &TrustMap {
+        &self.trust
+    }
+
+    pub fn clear_trust_map(&mut self) {
+        self.trust.clear();
+    }
+
+    /// Fill `buf` with the array bytes at `offset`. `strict`: fail on bytes that cannot be
+    /// read or rebuilt (and on uncertain ones never: they are data, flagged in the trust
+    /// map); lenient: zero-fill them and record them as unreadable.
+    pub fn read_at(&mut self, offset: u64, buf: &mut [u8], strict: bool) -> Result<()> {
+        let size = self.size();
+        let len = buf.len() as u64;
+        if offset.checked_add(len).is_none_or(|e| e > size) {
+            return Err(Error::InvalidArgument(format!(
+                "range {offset}+{len} is outside the array of {size} bytes"
+            )));
+        }
+        let mut pos = 0u64;
+        while pos < len {
+            let w = WINDOW.min(len - pos);
+            let ext = self.asm.geometry.extents(offset + pos, w)?;
+            let out = &mut buf[pos as usize..(pos + w) as usize];
+            if self.asm.geometry.level().parity_disks() > 0 {
+                self.read_parity(offset + pos, &ext, out, strict)?;
+            } else {
+                self.read_copies(offset + pos, &ext, out, strict)?;
+            }
+            pos += w;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- copies
+
+    /// RAID0/1/10/linear: each group of extents with one array offset is one piece and its
+    /// copies.
+    fn read_copies(
+        &mut self,
+        base: u64,
+        ext: &[Extent],
+        out: &mut [u8],
+        strict: bool,
+    ) -> Result<()> {
+        let mut i = 0;
+        while i < ext.len() {
+            let mut j = i + 1;
+            while j < ext.len() && ext[j].array_offset == ext[i].array_offset {
+                j += 1;
+            }
+            self.read_piece_copies(base, &ext[i..j], out, strict)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn read_piece_copies(
+        &mut self,
+        base: u64,
+        copies: &[Extent],
+        out: &mut [u8],
+        strict: bool,
+    ) -> Result<()> {
+        let first = copies[0];
+        let len = first.len;
+        let mut failed: Vec<u32> = Vec::new();
+        let mut done = 0u64;
+        let mut errors: Vec<String> = Vec::new();
+        while done < len {
+            let rest = len - done;
+            let mut pick: Option<(&Extent, u64)> = None;
+            let mut wait = rest;
+            for e in copies {
+                if failed.contains(&e.member) {
+                    continue;
+                }
+                let Some(m) = self.slot(e.member) else {
+                    continue;
+                };
+                let (ok, run) = m.usable(e.dev_offset + done, rest);
+                if ok {
+                    pick = Some((e, run));
+                    break;
+                }
+                wait = wait.min(run);
+            }
+            let at = first.array_offset + done;
+            let o = (at - base) as usize;
+            match pick {
+                Some((e, run)) => {
+                    let m = self
+                        .slot(e.member)
+                        .ok_or_else(|| Error::Assembly("slot vanished".into()))?;
+                    let dst = &mut out[o..o + run as usize];
+                    match m
+                        .device
+                        .read_exact_at(dst, m.data_offset + e.dev_offset + done)
+                    {
+                        Ok(()) => {
+                            let t = if e.copy == 0 && failed.is_empty() {
+                                Trust::Clean
+                            } else {
+                                // Another copy than md's first: same data, but worth saying
+                                // only when the first was unusable.
+                                let first_ok = self
+                                    .slot(first.member)
+                                    .is_some_and(|m| m.usable(first.dev_offset + done, run).0)
+                                    && !failed.contains(&first.member);
+                                if first_ok {
+                                    Trust::Clean
+                                } else {
+                                    Trust::Rebuilt
+                                }
+                            };
+                            self.trust.record(at, run, t);
+                            done += run;
+                        }
+                        Err(err) => {
+                            errors.push(err.to_string());
+                            failed.push(e.member);
+                        }
+                    }
+                }
+                None => {
+                    if strict {
+                        let mut msg = format!(
+                            "array bytes {at}..{} cannot be read: no member holding them is \
+                             present and in sync",
+                            at + wait
+                        );
+                        for e in &errors {
+                            msg.push_str("; ");
+                            msg.push_str(e);
+                        }
+                        return Err(Error::Io(msg));
+                    }
+                    out[o..o + wait as usize].fill(0);
+                    self.trust.record(at, wait, Trust::Unreadable);
+                    done += wait;
+                    // A later sub-range may be readable from a member that failed here.
+                    failed.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn slot(&self, member: u32) -> Option<&SlotMember> {
+        self.asm.slots.get(member as usize).and_then(Option::as_ref)
+    }
+
+    // ---------------------------------------------------------------- parity
+
+    /// RAID4/5/6: extents come in stripe order; handle one stripe's pieces at a time.
+    fn read_parity(
+        &mut self,
+        base: u64,
+        ext: &[Extent],
+        out: &mut [u8],
+        strict: bool,
+    ) -> Result<()> {
+        let mut i = 0;
+        while i < ext.len() {
+            let mut j = i + 1;
+            while j < ext.len() && ext[j].stripe == ext[i].stripe {
+                j += 1;
+            }
+            self.read_stripe(base, &ext[i..j], out, strict)?;
+            i = j;
+        }
+        Ok(())
+    }
+
+    fn read_stripe(
+        &mut self,
+        base: u64,
+        pieces: &[Extent],
+        out: &mut [u8],
+        strict: bool,
+    ) -> Result<()> {
+        // Fast path: every piece's member is usable for the whole piece.
+        let all_ok = pieces.iter().all(|p| {
+            self.slot(p.member)
+                .is_some_and(|m| m.usable(p.dev_offset, p.len) == (true, p.len))
+        });
+        if all_ok {
+            let mut failed = None;
+            for p in pieces {
+                let m = self
+                    .slot(p.member)
+                    .ok_or_else(|| Error::Assembly("slot vanished".into()))?;
+                let o = (p.array_offset - base) as usize;
+                if m.device
+                    .read_exact_at(
+                        &mut out[o..o + p.len as usize],
+                        m.data_offset + p.dev_offset,
+                    )
+                    .is_err()
+                {
+                    failed = Some(p.member);
+                    break;
+                }
+                self.trust.record(p.array_offset, p.len, Trust::Clean);
+            }
+            match failed {
+                None => return Ok(()),
+                Some(f) => return self.read_stripe_degraded(base, pieces, out, strict, vec![f]),
+            }
+        }
+        self.read_stripe_degraded(base, pieces, out, strict, Vec::new())
+    }
+
+    /// The slow path: split the stripe's member range where any member's usability
+    /// changes, and rebuild lost data in each segment.
+    fn read_stripe_degraded(
+        &mut self,
+        base: u64,
+        pieces: &[Extent],
+        out: &mut [u8],
+        strict: bool,
+        mut failed: Vec<u32>,
+    ) -> Result<()> {
+        let Some(stripe) = pieces[0].stripe else {
+            return Err(Error::Assembly("parity extent without a stripe".into()));
+        };
+        let roles = self.asm.geometry.stripe_roles(stripe)?;
+        let lo = pieces.iter().map(|p| p.dev_offset).min().unwrap_or(0);
+        let hi = pieces
+            .iter()
+            .map(|p| p.dev_offset + p.len)
+            .max()
+            .unwrap_or(0);
+        let n = self.asm.slots.len() as u32;
+        let mut x = lo;
+        // Failed members stay failed for this stripe (one bad read is enough to distrust).
+        while x < hi {
+            let mut seg = (hi - x).min(SCRATCH_MAX);
+            let mut usable = vec![false; n as usize];
+            for m in 0..n {
+                if failed.contains(&m) {
+                    continue;
+                }
+                if let Some(s) = self.slot(m) {
+                    let (ok, run) = s.usable(x, seg);
+                    usable[m as usize] = ok;
+                    seg = seg.min(run);
+                }
+            }
+            match self.segment(base, pieces, out, strict, &roles, &usable, x, seg) {
+                Ok(()) => x += seg,
+                Err(SegmentError::ReadFailed(m)) => failed.push(m),
+                Err(SegmentError::Fatal(e)) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One segment `[x, x + seg)` of member offsets within a stripe, every member's
+    /// usability constant across it.
+    #[allow(clippy::too_many_arguments)]
+    fn segment(
+        &mut self,
+        base: u64,
+        pieces: &[Extent],
+        out: &mut [u8],
+        strict: bool,
+        roles: &StripeRoles,
+        usable: &[bool],
+        x: u64,
+        seg: u64,
+    ) -> std::result::Result<(), SegmentError> {
+        let end = x + seg;
+        let overlap = |p: &Extent| -> Option<(u64, u64)> {
+            let s = p.dev_offset.max(x);
+            let e = (p.dev_offset + p.len).min(end);
+            (s < e).then_some((s, e))
+        };
+        let lost: Vec<u32> = roles
+            .members_by_index()
+            .into_iter()
+            .filter(|&m| !usable[m as usize])
+            .collect();
+        // Only parity lost in this segment: read the pieces directly.
+        let needs_lost = pieces
+            .iter()
+            .any(|p| overlap(p).is_some() && lost.contains(&p.member));
+        if !needs_lost {
+            for p in pieces {
+                let Some((s, e)) = overlap(p) else { continue };
+                let at = p.array_offset + (s - p.dev_offset);
+                let o = (at - base) as usize;
+                let m = self
+                    .slot(p.member)
+                    .ok_or(SegmentError::ReadFailed(p.member))?;
+                m.device
+                    .read_exact_at(&mut out[o..o + (e - s) as usize], m.data_offset + s)
+                    .map_err(|_| SegmentError::ReadFailed(p.member))?;
+                self.trust.record(at, e - s, Trust::Clean);
+            }
+            return Ok(());
+        }
+
+        // Read every usable member of the stripe into scratch.
+        let len = seg as usize;
+        for (m, &ok) in usable.iter().enumerate() {
+            if !ok {
+                continue;
+            }
+            let Some(sm) = self.asm.slots[m].as_ref() else {
+                continue;
+            };
+            let buf = &mut self.scratch[m];
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            sm.device
+                .read_exact_at(&mut buf[..len], sm.data_offset + x)
+                .map_err(|_| SegmentError::ReadFailed(m as u32))?;
+        }
+        let ok = self.rebuild(roles, usable, &lost, len);
+        let dirty = self.asm.dirty_from.is_some_and(|d| end > d);
+        let rebuilt_trust = if dirty {
+            Trust::Uncertain
+        } else {
+            Trust::Rebuilt
+        };
+        for p in pieces {
+            let Some((s, e)) = overlap(p) else { continue };
+            let at = p.array_offset + (s - p.dev_offset);
+            let o = (at - base) as usize;
+            let n = (e - s) as usize;
+            let from = (s - x) as usize;
+            let dst = &mut out[o..o + n];
+            if let Some(k) = lost.iter().position(|&m| m == p.member) {
+                if ok {
+                    dst.copy_from_slice(&self.rebuilt[k][from..from + n]);
+                    self.trust.record(at, e - s, rebuilt_trust);
+                } else if strict {
+                    return Err(SegmentError::Fatal(Error::Io(format!(
+                        "array bytes {at}..{} cannot be rebuilt: too many members of stripe \
+                         {} are missing or out of sync (lost: {:?})",
+                        at + (e - s),
+                        roles.stripe,
+                        lost_all(roles, usable)
+                    ))));
+                } else {
+                    dst.fill(0);
+                    self.trust.record(at, e - s, Trust::Unreadable);
+                }
+            } else {
+                dst.copy_from_slice(&self.scratch[p.member as usize][from..from + n]);
+                self.trust.record(at, e - s, Trust::Clean);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuild the lost data members (`lost`, by data index order) of one segment into
+    /// `self.rebuilt[k]`; false if the parity cannot cover the losses.
+    fn rebuild(&mut self, roles: &StripeRoles, usable: &[bool], lost: &[u32], len: usize) -> bool {
+        if lost.is_empty() || lost.len() > 2 {
+            return lost.is_empty();
+        }
+        for b in &mut self.rebuilt {
+            if b.len() < len {
+                b.resize(len, 0);
+            }
+        }
+        let ok = |m: u32| usable.get(m as usize).copied().unwrap_or(false);
+        let p_ok = ok(roles.p_member);
+        let q = roles.q_member.filter(|&q| ok(q));
+        match self.asm.geometry.level() {
+            Level::Raid6 => {
+                if self.zero.len() < len {
+                    self.zero.resize(len, 0);
+                }
+                let zero = &self.zero[..len];
+                let scratch = &self.scratch;
+                let data: Vec<Option<&[u8]>> = roles
+                    .members_by_slot()
+                    .into_iter()
+                    .map(|m| match m {
+                        None => Some(zero),
+                        Some(m) if ok(m) => Some(&scratch[m as usize][..len]),
+                        Some(_) => None,
+                    })
+                    .collect();
+                // recover() fills the lost blocks in slot order; map them back to `lost`.
+                let slot_order: Vec<u32> = roles
+                    .members_by_slot()
+                    .into_iter()
+                    .flatten()
+                    .filter(|&m| !ok(m))
+                    .collect();
+                let p = p_ok.then(|| &scratch[roles.p_member as usize][..len]);
+                let qd = q.map(|q| &scratch[q as usize][..len]);
+                let [r0, r1] = &mut self.rebuilt;
+                let mut outs: Vec<&mut [u8]> = vec![&mut r0[..len], &mut r1[..len]];
+                outs.truncate(slot_order.len());
+                if parity::recover(&self.opts, &data, p, qd, &mut outs).is_err() {
+                    return false;
+                }
+                // `rebuilt` is in slot order; reorder to `lost` (data index) order.
+                if slot_order.len() == 2 && slot_order[0] != lost[0] {
+                    self.rebuilt.swap(0, 1);
+                }
+                true
+            }
+            _ => {
+                if lost.len() != 1 || !p_ok {
+                    return false;
+                }
+                let scratch = &self.scratch;
+                let srcs: Vec<&[u8]> = roles
+                    .members_by_index()
+                    .into_iter()
+                    .filter(|&m| ok(m))
+                    .chain([roles.p_member])
+                    .map(|m| &scratch[m as usize][..len])
+                    .collect();
+                let dst = &mut self.rebuilt[0][..len];
+                if srcs.len() == 1 {
+                    dst.copy_from_slice(srcs[0]);
+                    true
+                } else {
+                    parity::xor_gen(&self.opts, &srcs, dst).is_ok()
+                }
+            }
+        }
+    }
+}
+
+enum SegmentError {
+    /// This member failed a read: retry the segment without it.
+    ReadFailed(u32),
+    Fatal(Error),
+}
+
+fn lost_all(roles: &StripeRoles, usable: &[bool]) -> Vec<u32> {
+    (0..roles.roles.len() as u32)
+        .filter(|&m| !usable.get(m as usize).copied().unwrap_or(false))
+        .collect()
+}

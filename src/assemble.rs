@@ -1,0 +1,794 @@
+//! Read-only assembly of a Linux md array from member devices or images, without the
+//! kernel (`shared/docs/md-format.md` §4).
+//!
+//! The decisions follow md's and each one is written down in the [`Assembly`]'s report,
+//! so that `fastraid detail` can say what was chosen and why:
+//!
+//! 1. Every path is opened read-only and probed at the four superblock locations; the
+//!    valid candidate with the newest creation time is the member's superblock (mdadm's
+//!    rule when no metadata version is named). A path with none is left out, with the
+//!    reason (no magic anywhere, or the problems of each candidate).
+//! 2. All superblocks must carry one array UUID; members of several arrays are an error
+//!    that lists what was found (guessing which array was meant is not our job).
+//! 3. The reference superblock is the non-spare member with the highest event count;
+//!    geometry and the role table come from it (a member whose own superblock is older
+//!    takes its role from the reference, as the kernel does).
+//! 4. A member is fresh when `events + 1 ≥ reference events` (the kernel accepts a lag of
+//!    one). Older members are stale: reported with how far behind they are, and used only
+//!    with `force`, and then only to fill slots the array cannot do without (a fresh
+//!    reconstruction beats stale data).
+//! 5. Spares, faulty and journal devices hold no array data. Two members claiming one
+//!    slot: the freshest in-sync one is kept, the other reported. A member with
+//!    RECOVERY_OFFSET is used only below its checkpoint; bad-block log entries and a
+//!    device shorter than its data area make those ranges unusable on that member.
+//! 6. The level decides how many slots may be missing (RAID4/5 one, RAID6 two, RAID1 all
+//!    but one, RAID10 all but one copy of every block, RAID0/linear none).
+//!
+//! A reshape in progress (§6) is recognised and refused with a clear error for now.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::io::Member;
+use crate::layout::{Geometry, Level, SECTOR_SIZE};
+use crate::md::{self, FeatureMap, Found, MemberInfo, Role, Superblock};
+
+// ================================================================================
+// Public types
+// ================================================================================
+
+/// How to assemble.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AssembleOptions {
+    /// Use stale members (event count more than one behind) where the array cannot run
+    /// without them, as `mdadm --assemble --force` does.
+    pub force: bool,
+}
+
+/// What assembly made of one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberState {
+    /// In sync, used for data.
+    Active,
+    /// Used, but only below `valid_sectors` (RECOVERY_OFFSET: a rebuild was interrupted).
+    Rebuilding { valid_sectors: u64 },
+    /// Event count more than one behind the freshest member; used only with `force`.
+    Stale { behind: u64, used: bool },
+    /// Holds no array data.
+    Spare,
+    /// Marked faulty in the freshest superblock.
+    Faulty,
+    /// Write-journal device.
+    Journal,
+    /// Claims a slot that a fresher member holds.
+    Duplicate { slot: u32 },
+    /// Not a member: no usable superblock, or the device cannot be read.
+    Excluded,
+}
+
+impl MemberState {
+    /// A short name: `active`, `rebuilding`, `stale`, `spare`, `faulty`, `journal`,
+    /// `duplicate`, `excluded`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MemberState::Active => "active",
+            MemberState::Rebuilding { .. } => "rebuilding",
+            MemberState::Stale { .. } => "stale",
+            MemberState::Spare => "spare",
+            MemberState::Faulty => "faulty",
+            MemberState::Journal => "journal",
+            MemberState::Duplicate { .. } => "duplicate",
+            MemberState::Excluded => "excluded",
+        }
+    }
+}
+
+/// One path given to [`assemble`], and what was decided about it.
+#[derive(Debug, Clone)]
+pub struct MemberReport {
+    pub path: String,
+    /// The superblock used for this path, if any.
+    pub info: Option<MemberInfo>,
+    /// The slot (raid disk) it serves, when it holds data.
+    pub slot: Option<u32>,
+    pub state: MemberState,
+    /// Whether its data is read.
+    pub used: bool,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// A member used for data, by slot.
+#[derive(Debug)]
+pub struct SlotMember {
+    pub device: Member,
+    /// Index into [`Assembly::reports`].
+    pub report: usize,
+    /// Byte offset of the data area on the device.
+    pub data_offset: u64,
+    /// Bytes of the data area that hold valid data (from its start); `u64::MAX` = all.
+    pub valid_bytes: u64,
+    /// Unusable byte ranges `[start, end)` relative to the data area (bad-block log),
+    /// sorted and disjoint.
+    pub bad: Vec<(u64, u64)>,
+    /// Used although stale (forced).
+    pub forced: bool,
+}
+
+impl SlotMember {
+    /// Whether the `len` bytes at data-area offset `off` are usable, and for how many
+    /// bytes (from `off`, at most `len`) that answer stays the same.
+    pub fn usable(&self, off: u64, len: u64) -> (bool, u64) {
+        if off >= self.valid_bytes {
+            return (false, len);
+        }
+        let mut run = len.min(self.valid_bytes - off);
+        for &(s, e) in &self.bad {
+            if e <= off {
+                continue;
+            }
+            if s <= off {
+                return (false, len.min(e - off));
+            }
+            run = run.min(s - off);
+            break;
+        }
+        (true, run)
+    }
+}
+
+/// The result of [`assemble`]: the geometry, the members by slot and the report.
+#[derive(Debug)]
+pub struct Assembly {
+    pub geometry: Geometry,
+    /// The freshest superblock (geometry, roles and state come from it).
+    pub reference: MemberInfo,
+    /// Index of the reference member in `reports`.
+    pub reference_report: usize,
+    /// `slots[i]`: the member serving slot i, `None` if missing.
+    pub slots: Vec<Option<SlotMember>>,
+    /// One per path, in the order given.
+    pub reports: Vec<MemberReport>,
+    /// Decisions and warnings, in words.
+    pub notes: Vec<String>,
+    /// For RAID4/5/6 arrays not stopped cleanly: member byte offset (from the data area
+    /// start) from which parity may be stale, so data rebuilt there is uncertain.
+    pub dirty_from: Option<u64>,
+    pub force: bool,
+}
+
+impl Assembly {
+    /// Slots with no member.
+    pub fn missing(&self) -> Vec<u32> {
+        (0u32..)
+            .zip(&self.slots)
+            .filter(|(_, s)| s.is_none())
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Missing slots, or slots whose member covers only part of the data area.
+    pub fn degraded(&self) -> bool {
+        self.slots.iter().any(|s| match s {
+            None => true,
+            Some(m) => m.valid_bytes != u64::MAX || !m.bad.is_empty(),
+        })
+    }
+
+    /// mdadm-style state: `clean` or `active` (not stopped cleanly), then `, degraded`,
+    /// `, recovering` (a partially rebuilt member), `, forced`.
+    pub fn state(&self) -> String {
+        let mut s = String::from(if self.reference.is_clean() {
+            "clean"
+        } else {
+            "active"
+        });
+        if self.slots.iter().any(Option::is_none) {
+            s.push_str(", degraded");
+        }
+        if self
+            .slots
+            .iter()
+            .flatten()
+            .any(|m| m.valid_bytes != u64::MAX)
+        {
+            s.push_str(", recovering");
+        }
+        if self.slots.iter().flatten().any(|m| m.forced) {
+            s.push_str(", forced");
+        }
+        s
+    }
+}
+
+// ================================================================================
+// Examine
+// ================================================================================
+
+/// Every md superblock candidate on one device, like `mdadm --examine` (valid or not).
+pub fn examine(path: impl AsRef<Path>) -> Result<(Member, Vec<Found>)> {
+    let m = Member::open(path.as_ref())?;
+    let found = probe(&m)?;
+    Ok((m, found))
+}
+
+fn probe(m: &Member) -> Result<Vec<Found>> {
+    md::probe(m.len(), |off, buf| m.read_io(buf, off))
+        .map_err(|e| Error::Io(format!("{}: {e}", m.path().display())))
+}
+
+// ================================================================================
+// Assemble
+// ================================================================================
+
+/// A path that holds a usable superblock.
+struct Candidate {
+    report: usize,
+    device: Member,
+    superblock: Superblock,
+    info: MemberInfo,
+}
+
+/// Assemble the array whose members are `paths` (any order). See the module docs.
+pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<Assembly> {
+    if paths.is_empty() {
+        return Err(Error::Assembly("no member paths given".into()));
+    }
+    let mut reports: Vec<MemberReport> = Vec::new();
+    let mut opened: Vec<(usize, (u64, u64))> = Vec::new();
+    let mut notes = Vec::new();
+
+    // 1. Open and probe every path.
+    let mut cands: Vec<Candidate> = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        let idx = reports.len();
+        let mut report = MemberReport {
+            path: p.display().to_string(),
+            info: None,
+            slot: None,
+            state: MemberState::Excluded,
+            used: false,
+            reason: String::new(),
+        };
+        let device = match Member::open(p) {
+            Ok(d) => d,
+            Err(e) => {
+                report.reason = e.to_string();
+                reports.push(report);
+                continue;
+            }
+        };
+        if let Some((j, _)) = opened.iter().find(|(_, o)| *o == device.identity()) {
+            return Err(Error::Assembly(format!(
+                "{} and {} are the same device or file: give each member once",
+                reports[*j].path, report.path
+            )));
+        }
+        let found = match probe(&device) {
+            Ok(f) => f,
+            Err(e) => {
+                report.reason = e.to_string();
+                reports.push(report);
+                continue;
+            }
+        };
+        match md::preferred(&found) {
+            Some(f) => {
+                // `preferred` only returns decodable candidates.
+                let (Ok(sb), Some(info)) = (f.superblock.clone(), f.member_info()) else {
+                    report.reason = "superblock could not be decoded".into();
+                    reports.push(report);
+                    continue;
+                };
+                report.info = Some(info.clone());
+                reports.push(report);
+                opened.push((idx, device.identity()));
+                cands.push(Candidate {
+                    report: idx,
+                    device,
+                    superblock: sb,
+                    info,
+                });
+            }
+            None => {
+                report.reason = no_superblock_reason(&found);
+                // Show the best broken candidate in examine-like output anyway.
+                report.info = found.iter().find_map(Found::member_info);
+                reports.push(report);
+                opened.push((idx, device.identity()));
+            }
+        }
+    }
+
+    // 2. One array only.
+    if cands.is_empty() {
+        let mut msg = String::from("no usable md superblock on any member:");
+        for r in &reports {
+            let _ = write!(msg, "\n  {}: {}", r.path, r.reason);
+        }
+        return Err(Error::NotAnArray(msg));
+    }
+    let mut uuids: Vec<[u8; 16]> = Vec::new();
+    for c in &cands {
+        if !uuids.contains(&c.info.array_uuid) {
+            uuids.push(c.info.array_uuid);
+        }
+    }
+    if uuids.len() > 1 {
+        let mut msg = format!(
+            "the members belong to {} different arrays; give the members of one array:",
+            uuids.len()
+        );
+        for u in &uuids {
+            let of: Vec<&Candidate> = cands.iter().filter(|c| c.info.array_uuid == *u).collect();
+            let first = &of[0].info;
+            let _ = write!(
+                msg,
+                "\n  array {} ({}, {} members, name {:?}): {}",
+                md::format_uuid(u),
+                md::level_name(first.level).unwrap_or("unknown level"),
+                first.raid_disks,
+                first.name,
+                of.iter()
+                    .map(|c| reports[c.report].path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        return Err(Error::Assembly(msg));
+    }
+
+    // 3. The reference: highest events among non-spares (first one given on ties).
+    let is_spare = |c: &Candidate| matches!(c.info.role, Role::Spare);
+    let ref_i = (0..cands.len())
+        .filter(|&i| !is_spare(&cands[i]))
+        .max_by_key(|&i| (cands[i].info.events, std::cmp::Reverse(i)))
+        .or_else(|| (0..cands.len()).max_by_key(|&i| (cands[i].info.events, std::cmp::Reverse(i))))
+        .unwrap_or(0);
+    let reference = cands[ref_i].info.clone();
+    let reference_sb = cands[ref_i].superblock.clone();
+    let reference_report = cands[ref_i].report;
+    notes.push(format!(
+        "reference superblock: {} (events {}, metadata {})",
+        reports[reference_report].path, reference.events, reference.version
+    ));
+
+    if let Some(r) = &reference.reshape {
+        return Err(Error::Unsupported(format!(
+            "a reshape is in progress (position {} sectors, {} -> {} members, new layout {}, \
+             new chunk {} KiB): reading an array in the middle of a reshape is not supported yet",
+            r.position,
+            i64::from(reference.raid_disks) - i64::from(r.delta_disks),
+            reference.raid_disks,
+            r.new_layout,
+            r.new_chunk_bytes / 1024
+        )));
+    }
+
+    let level = Level::from_md(reference.level)
+        .map_err(|e| Error::Assembly(format!("{}: {e}", reports[reference_report].path)))?;
+    let raid_disks = reference.raid_disks;
+    if raid_disks == 0 || raid_disks > crate::layout::MAX_RAID_DISKS {
+        return Err(Error::Assembly(format!(
+            "the freshest superblock records {raid_disks} members"
+        )));
+    }
+
+    // 4./5. Roles, freshness, slot conflicts.
+    let mut fresh: Vec<Vec<usize>> = vec![Vec::new(); raid_disks as usize];
+    let mut stale: Vec<(usize, u32)> = Vec::new(); // (candidate, slot)
+    for (ci, c) in cands.iter().enumerate() {
+        let r = &mut reports[c.report];
+        let role = role_in_reference(&reference_sb, &c.info);
+        let behind = reference.events.saturating_sub(c.info.events);
+        let is_fresh = behind <= 1;
+        let own_slot = c.info.role.slot().map(u32::from);
+        match role {
+            Role::Spare => {
+                r.state = MemberState::Spare;
+                r.reason = "spare: holds no array data".into();
+            }
+            Role::Journal => {
+                r.state = MemberState::Journal;
+                r.reason =
+                    "write-journal device: holds no array data (journal not replayed)".into();
+            }
+            Role::Unknown(raw) => {
+                r.state = MemberState::Excluded;
+                r.reason = format!("role {raw:#06x} is not defined by md");
+            }
+            Role::Faulty => {
+                r.state = MemberState::Faulty;
+                r.reason = format!(
+                    "marked faulty in the freshest superblock (events {})",
+                    reference.events
+                );
+                if let Some(s) = own_slot.filter(|&s| s < raid_disks) {
+                    r.slot = Some(s);
+                    r.reason.push_str(&format!(
+                        "; its own superblock says slot {s} (events {})",
+                        c.info.events
+                    ));
+                    stale.push((ci, s));
+                }
+            }
+            Role::Active(s) => {
+                let s = u32::from(s);
+                r.slot = Some(s);
+                if s >= raid_disks {
+                    r.state = MemberState::Excluded;
+                    r.reason = format!("slot {s} is beyond the array's {raid_disks} members");
+                } else if is_fresh {
+                    fresh[s as usize].push(ci);
+                } else {
+                    r.state = MemberState::Stale {
+                        behind,
+                        used: false,
+                    };
+                    r.reason = format!(
+                        "stale: events {} are {behind} behind the freshest ({}); not used",
+                        c.info.events, reference.events
+                    );
+                    stale.push((ci, s));
+                }
+            }
+        }
+    }
+
+    // Pick one member per slot among the fresh ones: in sync before rebuilding, not a
+    // replacement before a replacement, then the highest events, then the order given.
+    let mut chosen: Vec<Option<usize>> = vec![None; raid_disks as usize];
+    for (s, list) in fresh.iter().enumerate() {
+        let best = list.iter().copied().min_by_key(|&ci| {
+            let i = &cands[ci].info;
+            (
+                i.recovery_offset.is_some(),
+                i.replacement,
+                std::cmp::Reverse(i.events),
+                ci,
+            )
+        });
+        chosen[s] = best;
+        for &ci in list {
+            let r = &mut reports[cands[ci].report];
+            if Some(ci) == best {
+                continue;
+            }
+            r.state = MemberState::Duplicate { slot: s as u32 };
+            let keeper = best
+                .map(|b| reports[cands[b].report].path.clone())
+                .unwrap_or_default();
+            let r = &mut reports[cands[ci].report];
+            r.reason = if cands[ci].info.replacement {
+                format!("replacement still rebuilding slot {s}; {keeper} serves the slot")
+            } else {
+                format!("slot {s} is also claimed by {keeper}, which is kept (fresher or in sync)")
+            };
+            notes.push(format!("slot {s}: {} left out, {}", r.path, r.reason));
+        }
+    }
+
+    // 6. Enough members? With force, fill the gaps with the freshest stale members.
+    let sufficient = |chosen: &[Option<usize>], geo: Option<&Geometry>| -> bool {
+        let present: Vec<bool> = chosen.iter().map(Option::is_some).collect();
+        enough(level, &present, geo)
+    };
+    // Geometry needs per-member sizes for RAID0/linear, which needs every member; build a
+    // probe geometry from the reference for RAID10 copy sets.
+    let probe_geo = if level == Level::Raid10 {
+        build_geometry(&reference, level, &[]).ok()
+    } else {
+        None
+    };
+    if !sufficient(&chosen, probe_geo.as_ref()) && opts.force {
+        stale.sort_by_key(|&(ci, _)| std::cmp::Reverse(cands[ci].info.events));
+        for &(ci, s) in &stale {
+            if sufficient(&chosen, probe_geo.as_ref()) {
+                break;
+            }
+            if chosen[s as usize].is_none() {
+                chosen[s as usize] = Some(ci);
+                let r = &mut reports[cands[ci].report];
+                let behind = reference.events.saturating_sub(cands[ci].info.events);
+                r.state = MemberState::Stale { behind, used: true };
+                r.slot = Some(s);
+                r.reason = format!(
+                    "stale (events {}, {behind} behind the freshest) but used because of --force: \
+                     its data may be out of date",
+                    cands[ci].info.events
+                );
+                notes.push(format!("slot {s}: forced to use stale {}", r.path));
+            }
+        }
+    }
+    if !sufficient(&chosen, probe_geo.as_ref()) {
+        let missing: Vec<u32> = (0u32..)
+            .zip(&chosen)
+            .filter(|(_, c)| c.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let mut msg = format!(
+            "cannot assemble {level} with {raid_disks} members: {} of them missing (slots {})",
+            missing.len(),
+            missing
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = write!(msg, "; {level} {}", tolerance(level));
+        for r in reports.iter().filter(|r| !r.reason.is_empty()) {
+            let _ = write!(msg, "\n  {}: {}", r.path, r.reason);
+        }
+        if stale.iter().any(|&(_, s)| chosen[s as usize].is_none()) && !opts.force {
+            msg.push_str("\n  (stale members can be used with force=True / --force)");
+        }
+        return Err(Error::Assembly(msg));
+    }
+
+    // Geometry.
+    let member_sectors: Vec<u64> = if matches!(level, Level::Raid0 | Level::Linear) {
+        chosen
+            .iter()
+            .map(|c| c.map_or(0, |ci| cands[ci].info.dev_sectors))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let geometry = build_geometry(&reference, level, &member_sectors)?;
+
+    // Slot members with their validity windows.
+    let mut cand_slots: Vec<Option<Candidate>> = cands.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<SlotMember>> = Vec::with_capacity(raid_disks as usize);
+    for (s, c) in chosen.iter().enumerate() {
+        let Some(ci) = *c else {
+            slots.push(None);
+            notes.push(format!("slot {s}: missing"));
+            continue;
+        };
+        let Some(c) = cand_slots[ci].take() else {
+            slots.push(None);
+            continue;
+        };
+        let r = &mut reports[c.report];
+        r.used = true;
+        r.slot = Some(s as u32);
+        let forced = matches!(r.state, MemberState::Stale { used: true, .. });
+        let data_offset = c.info.data_offset.saturating_mul(SECTOR_SIZE);
+        let used_bytes = geometry
+            .member_used_sectors(s as u32)
+            .map_err(Error::from)?
+            .saturating_mul(SECTOR_SIZE);
+        let mut valid_bytes = u64::MAX;
+        if !forced {
+            r.state = MemberState::Active;
+            r.reason = "in sync".into();
+        }
+        if let Some(ro) = c.info.recovery_offset {
+            valid_bytes = ro.saturating_mul(SECTOR_SIZE);
+            if !forced {
+                r.state = MemberState::Rebuilding { valid_sectors: ro };
+            }
+            r.reason = format!(
+                "rebuilding: only the first {ro} sectors of its data area are in sync; \
+                 the rest is rebuilt from the other members"
+            );
+        }
+        let have = c.device.len().saturating_sub(data_offset);
+        if have < used_bytes && have < valid_bytes {
+            valid_bytes = have;
+            let msg = format!(
+                "device is {} bytes, shorter than its data area needs ({} bytes from byte {}): \
+                 the rest is rebuilt from the other members",
+                c.device.len(),
+                used_bytes,
+                data_offset
+            );
+            notes.push(format!("slot {s}: {}: {msg}", r.path));
+            r.reason = msg;
+        }
+        let bad = bad_blocks(&c, &mut notes, &r.path);
+        if !bad.is_empty() {
+            notes.push(format!(
+                "slot {s}: {}: {} bad-block range(s) from its log are read from the other members",
+                r.path,
+                bad.len()
+            ));
+        }
+        slots.push(Some(SlotMember {
+            device: c.device,
+            report: c.report,
+            data_offset,
+            valid_bytes: if valid_bytes >= used_bytes {
+                u64::MAX
+            } else {
+                valid_bytes
+            },
+            bad,
+            forced,
+        }));
+    }
+
+    let dirty_from = (!reference.is_clean() && level.parity_disks() > 0)
+        .then(|| reference.resync_offset.saturating_mul(SECTOR_SIZE));
+    if !reference.is_clean() {
+        notes.push(format!(
+            "the array was not stopped cleanly (resync checkpoint at sector {}): parity or \
+             mirror copies beyond it may be stale; data rebuilt there is marked uncertain",
+            reference.resync_offset
+        ));
+    }
+    let missing_count = slots.iter().filter(|s| s.is_none()).count();
+    if missing_count > 0 {
+        notes.push(format!(
+            "degraded: {missing_count} slot(s) missing, their data is rebuilt from the others"
+        ));
+    }
+
+    Ok(Assembly {
+        geometry,
+        reference,
+        reference_report,
+        slots,
+        reports,
+        notes,
+        dirty_from,
+        force: opts.force,
+    })
+}
+
+/// The geometry described by the reference superblock.
+fn build_geometry(
+    reference: &MemberInfo,
+    level: Level,
+    member_sectors: &[u64],
+) -> Result<Geometry> {
+    let chunk_sectors = u32::try_from(reference.chunk_bytes / SECTOR_SIZE).map_err(|_| {
+        Error::Assembly(format!(
+            "chunk of {} bytes is too large",
+            reference.chunk_bytes
+        ))
+    })?;
+    // Without the RAID0_LAYOUT feature (and in 0.90) the kernel ignores the RAID0 layout
+    // word; the geometry then refuses multi-zone arrays whose layout is ambiguous.
+    let layout = match level {
+        Level::Raid0
+            if !reference
+                .feature_map
+                .is_some_and(|f| f.contains(FeatureMap::RAID0_LAYOUT)) =>
+        {
+            0
+        }
+        _ => reference.layout,
+    };
+    Geometry::from_md(
+        reference.level,
+        layout,
+        reference.raid_disks,
+        chunk_sectors,
+        reference.dev_sectors,
+        member_sectors,
+    )
+    .map_err(|e| Error::Assembly(format!("the superblock's geometry is not usable: {e}")))
+}
+
+/// The role the freshest superblock gives this member (its own when the families differ
+/// or the reference has no entry for it).
+fn role_in_reference(reference: &Superblock, info: &MemberInfo) -> Role {
+    match reference {
+        Superblock::V1(r) if info.feature_map.is_some() => r.role_of(info.dev_number),
+        Superblock::V090(r) if info.feature_map.is_none() => r
+            .disks
+            .get(info.dev_number as usize)
+            .map_or(info.role, |d| r.role_of(d)),
+        _ => info.role,
+    }
+}
+
+/// Whether the present slots let the level serve every block.
+fn enough(level: Level, present: &[bool], geo: Option<&Geometry>) -> bool {
+    let missing = present.iter().filter(|p| !**p).count();
+    match level {
+        Level::Linear | Level::Raid0 => missing == 0,
+        Level::Raid1 => missing < present.len(),
+        Level::Raid4 | Level::Raid5 | Level::Raid6 => missing <= level.parity_disks() as usize,
+        Level::Raid10 => {
+            let Some(g) = geo else { return missing == 0 };
+            // Which members hold a block's copies repeats every `raid_disks` chunks (near
+            // copies advance one member per chunk; far copies shift by a fixed amount).
+            let c = u64::from(g.chunk_sectors());
+            let chunks = g.array_sectors() / c.max(1);
+            let n = u64::from(g.raid_disks());
+            (0..chunks.min(2 * n)).all(|k| {
+                g.copies_of(k * c).is_ok_and(|copies| {
+                    copies
+                        .iter()
+                        .any(|l| present.get(l.member as usize).copied().unwrap_or(false))
+                })
+            })
+        }
+    }
+}
+
+fn tolerance(level: Level) -> &'static str {
+    match level {
+        Level::Linear | Level::Raid0 => "needs every member",
+        Level::Raid1 => "needs at least one member",
+        Level::Raid4 | Level::Raid5 => "can run with at most one missing",
+        Level::Raid6 => "can run with at most two missing",
+        Level::Raid10 => "needs at least one copy of every block",
+    }
+}
+
+fn no_superblock_reason(found: &[Found]) -> String {
+    if found.is_empty() {
+        return "no md superblock (no md magic at the 0.90, 1.0, 1.1 or 1.2 locations)".into();
+    }
+    let parts: Vec<String> = found
+        .iter()
+        .map(|f| {
+            let why: Vec<String> = f.problems.iter().map(ToString::to_string).collect();
+            format!(
+                "{} superblock at sector {} refused: {}",
+                f.location,
+                f.sector,
+                if why.is_empty() {
+                    "checksum mismatch".to_string()
+                } else {
+                    why.join("; ")
+                }
+            )
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// The bad-block log of a member, as byte ranges relative to its data area.
+fn bad_blocks(c: &Candidate, notes: &mut Vec<String>, path: &str) -> Vec<(u64, u64)> {
+    let Some(log) = c.info.bad_block_log.filter(|l| l.has_entries) else {
+        return Vec::new();
+    };
+    let Some(sector) = log.sector(c.info.super_offset) else {
+        notes.push(format!(
+            "{path}: bad-block log location is invalid; ignored"
+        ));
+        return Vec::new();
+    };
+    let mut buf = vec![0u8; usize::from(log.size_sectors) * SECTOR_SIZE as usize];
+    let read = sector
+        .checked_mul(SECTOR_SIZE)
+        .ok_or_else(|| Error::Io("bad-block log offset overflows".into()))
+        .and_then(|off| c.device.read_exact_at(&mut buf, off));
+    let entries = match read
+        .map_err(|e| e.to_string())
+        .and_then(|()| log.parse_entries(&buf).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => {
+            notes.push(format!("{path}: bad-block log unreadable ({e}); ignored"));
+            return Vec::new();
+        }
+    };
+    let data = c.info.data_offset;
+    let mut out: Vec<(u64, u64)> = entries
+        .iter()
+        .filter(|b| b.sectors > 0)
+        .filter_map(|b| {
+            let end = b.sector.checked_add(b.sectors)?;
+            let s = b.sector.saturating_sub(data);
+            let e = end.saturating_sub(data);
+            (e > s).then(|| (s.saturating_mul(SECTOR_SIZE), e.saturating_mul(SECTOR_SIZE)))
+        })
+        .collect();
+    out.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
+    for (s, e) in out {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    merged
+}

@@ -1,0 +1,167 @@
+//! Member devices: an image file or a block device, opened read-only (or read-write for
+//! the writers that come later), with positioned reads that never move a shared file
+//! position (`pread`, through [`std::os::unix::fs::FileExt`]), so one open file can serve
+//! several readers.
+//!
+//! Every error names the path, and a read that runs past the end of the device is an
+//! error (`md` never reads outside what its superblock describes, so a short read means a
+//! truncated image or a device that shrank), not a silent zero fill.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// One member device or image.
+#[derive(Debug)]
+pub struct Member {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    writable: bool,
+    /// (device, inode): two paths naming the same file or device compare equal.
+    identity: (u64, u64),
+}
+
+impl Member {
+    /// Opens `path` read-only.
+    pub fn open(path: impl AsRef<Path>) -> Result<Member> {
+        Member::open_with(path.as_ref(), false)
+    }
+
+    /// Opens `path` read-only or read-write. The size of a block device is found by
+    /// seeking to its end (its metadata says 0).
+    pub fn open_with(path: &Path, writable: bool) -> Result<Member> {
+        let name = path.display();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| Error::Io(format!("{name}: cannot open: {e}")))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::Io(format!("{name}: cannot stat: {e}")))?;
+        let ft = meta.file_type();
+        let len = if ft.is_block_device() {
+            (&file)
+                .seek(SeekFrom::End(0))
+                .map_err(|e| Error::Io(format!("{name}: cannot find the device size: {e}")))?
+        } else if ft.is_file() {
+            meta.len()
+        } else {
+            return Err(Error::Io(format!(
+                "{name}: not a regular file or block device"
+            )));
+        };
+        let identity = if ft.is_block_device() {
+            (u64::MAX, meta.rdev())
+        } else {
+            (meta.dev(), meta.ino())
+        };
+        Ok(Member {
+            path: path.to_path_buf(),
+            file,
+            len,
+            writable,
+            identity,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Same underlying file or device (hard links, symlinks and `/dev` aliases included).
+    pub fn same_as(&self, other: &Member) -> bool {
+        self.identity == other.identity
+    }
+
+    /// What [`Member::same_as`] compares: (device, inode) of a file, the device number of a
+    /// block device.
+    pub fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+
+    /// Fills `buf` from byte `offset`; an error names the path, the offset and the cause
+    /// (end of device included).
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.read_io(buf, offset).map_err(|e| {
+            Error::Io(format!(
+                "{}: read of {} bytes at byte {offset} failed: {}",
+                self.path.display(),
+                buf.len(),
+                describe(&e)
+            ))
+        })
+    }
+
+    /// [`Member::read_exact_at`] with the plain `io::Error` (for [`crate::md::probe`]).
+    pub fn read_io(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset overflows"))?;
+        if end > self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("past the end of the device ({} bytes)", self.len),
+            ));
+        }
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+fn describe(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        format!("short read, the device ends early ({e})")
+    } else {
+        e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp(name: &str, data: &[u8]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fastraid-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::File::create(&p).unwrap().write_all(data).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_and_errors_name_the_path() {
+        let p = temp("a.img", &[1, 2, 3, 4, 5]);
+        let m = Member::open(&p).unwrap();
+        assert_eq!(m.len(), 5);
+        let mut b = [0u8; 3];
+        m.read_exact_at(&mut b, 2).unwrap();
+        assert_eq!(b, [3, 4, 5]);
+        let e = m.read_exact_at(&mut b, 3).unwrap_err().to_string();
+        assert!(e.contains("a.img") && e.contains("short read"), "{e}");
+        assert!(m.read_exact_at(&mut b, u64::MAX).is_err());
+        let again = Member::open(&p).unwrap();
+        assert!(m.same_as(&again));
+        let missing = Member::open(p.with_extension("nope")).unwrap_err();
+        assert!(matches!(missing, Error::Io(_)));
+        let dir = Member::open(std::env::temp_dir()).unwrap_err();
+        assert!(dir.to_string().contains("not a regular file"));
+    }
+}

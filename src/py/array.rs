@@ -1,0 +1,395 @@
+//! `fastraid._core.RaidArray` (an assembled md array, read-only for now) and
+//! `fastraid._core.examine`. Argument conversion only: the work is in
+//! [`crate::assemble`] and [`crate::array`].
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use super::buffers::{Exports, Name};
+use super::errors::{invalid, raise, to_py};
+use crate::array::{ArrayReader, Trust};
+use crate::assemble::{self, AssembleOptions, MemberState};
+use crate::layout::Layout;
+use crate::md::{self, Found, MemberInfo};
+
+/// Run `f` without the GIL (all of this is file I/O), turning a panic into InternalError.
+fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) -> PyResult<T> {
+    py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+        .map_err(|_| {
+            raise(
+                py,
+                "InternalError",
+                "internal error: panic while reading the array",
+            )
+        })
+        .and_then(|r| r.map_err(|e| to_py(py, e)))
+}
+
+/// An md array assembled from its members. `frozen`: the reader lives in a `Mutex`
+/// because reads release the GIL (and free-threaded Python has none), so two threads may
+/// call in at once; they take turns.
+#[pyclass(frozen, name = "RaidArray", module = "fastraid._core")]
+pub(crate) struct RaidArray {
+    inner: Mutex<Option<ArrayReader>>,
+    size: u64,
+}
+
+impl RaidArray {
+    fn with<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut ArrayReader) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let mut g = self.inner.lock().map_err(|_| {
+            raise(
+                py,
+                "InternalError",
+                "array lock poisoned by an earlier panic",
+            )
+        })?;
+        match g.as_mut() {
+            Some(r) => f(r),
+            None => Err(invalid(py, "the array is closed")),
+        }
+    }
+
+    /// `offset` and the number of bytes to read from it (clamped to the array's end).
+    fn span(&self, py: Python<'_>, offset: i64, want: u64) -> PyResult<(u64, u64)> {
+        let offset = u64::try_from(offset)
+            .map_err(|_| invalid(py, format!("offset: must not be negative, got {offset}")))?;
+        Ok((offset, want.min(self.size.saturating_sub(offset))))
+    }
+}
+
+#[pymethods]
+impl RaidArray {
+    /// Assemble the array whose members are `members` (paths, any order), read-only.
+    #[new]
+    #[pyo3(signature = (members, *, force = false))]
+    fn new(py: Python<'_>, members: Vec<PathBuf>, force: bool) -> PyResult<Self> {
+        let reader = detached(py, || {
+            let asm = assemble::assemble(&members, AssembleOptions { force })?;
+            ArrayReader::new(asm)
+        })?;
+        let size = reader.size();
+        Ok(RaidArray {
+            inner: Mutex::new(Some(reader)),
+            size,
+        })
+    }
+
+    /// `length` bytes from `offset` (fewer at the end of the array).
+    #[pyo3(signature = (offset, length, *, strict = true))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        offset: i64,
+        length: i64,
+        strict: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let length = u64::try_from(length)
+            .map_err(|_| invalid(py, format!("length: must not be negative, got {length}")))?;
+        let (offset, n) = self.span(py, offset, length)?;
+        let n = usize::try_from(n).map_err(|_| invalid(py, "length: too large"))?;
+        self.with(py, |r| {
+            PyBytes::new_with(py, n, |out| detached(py, || r.read_at(offset, out, strict)))
+        })
+    }
+
+    /// Fill `buffer` (any writable buffer) from `offset`; returns the bytes read (fewer
+    /// than `len(buffer)` at the end of the array).
+    #[pyo3(signature = (offset, buffer, *, strict = true))]
+    fn readinto(
+        &self,
+        py: Python<'_>,
+        offset: i64,
+        buffer: &Bound<'_, PyAny>,
+        strict: bool,
+    ) -> PyResult<usize> {
+        let mut ex = Exports::with_capacity(1);
+        let i = ex.add(buffer, Name::Out, true)?;
+        let (offset, n) = self.span(py, offset, ex.len(i) as u64)?;
+        // SAFETY: one writable export, kept alive (and unresizable) by `ex` until the end of
+        // this function; no other slice of it exists.
+        let dst = unsafe { ex.bytes_mut(i) };
+        let dst = &mut dst[..n as usize];
+        self.with(py, |r| detached(py, || r.read_at(offset, dst, strict)))?;
+        Ok(n as usize)
+    }
+
+    #[getter]
+    fn level(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |r| Ok(r.geometry().level().name().to_owned()))
+    }
+
+    /// mdadm's layout name, or None for levels without one.
+    #[getter]
+    fn layout(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.with(py, |r| Ok(layout_name(r.geometry().layout())))
+    }
+
+    /// Chunk size in bytes (0 for RAID1).
+    #[getter]
+    fn chunk(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |r| Ok(u64::from(r.geometry().chunk_sectors()) * 512))
+    }
+
+    #[getter]
+    fn raid_devices(&self, py: Python<'_>) -> PyResult<u32> {
+        self.with(py, |r| Ok(r.geometry().raid_disks()))
+    }
+
+    /// Array size in bytes.
+    #[getter]
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The path serving each slot, None where the slot is missing.
+    #[getter]
+    fn members(&self, py: Python<'_>) -> PyResult<Vec<Option<String>>> {
+        self.with(py, |r| {
+            let a = r.assembly();
+            Ok(a.slots
+                .iter()
+                .map(|s| s.as_ref().map(|m| a.reports[m.report].path.clone()))
+                .collect())
+        })
+    }
+
+    #[getter]
+    fn state(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |r| Ok(r.assembly().state()))
+    }
+
+    #[getter]
+    fn degraded(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |r| Ok(r.assembly().degraded()))
+    }
+
+    #[getter]
+    fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self
+            .inner
+            .lock()
+            .map_err(|_| raise(py, "InternalError", "array lock poisoned"))?
+            .is_none())
+    }
+
+    /// Everything assembly decided, as a dict (see `fastraid detail --json`).
+    fn detail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.with(py, |r| detail_dict(py, r))
+    }
+
+    /// The array ranges read so far and where their bytes came from: a list of
+    /// `{"offset", "length", "kind"}` with kind `clean`, `rebuilt`, `uncertain` or
+    /// `unreadable`, sorted and merged.
+    fn trust_map<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.with(py, |r| {
+            let list = PyList::empty(py);
+            for t in r.trust_map().normalised() {
+                let d = PyDict::new(py);
+                d.set_item("offset", t.offset)?;
+                d.set_item("length", t.len)?;
+                d.set_item("kind", t.trust.name())?;
+                list.append(d)?;
+            }
+            Ok(list)
+        })
+    }
+
+    /// Bytes read so far per trust kind.
+    fn trust_totals<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.with(py, |r| {
+            let d = PyDict::new(py);
+            for t in [
+                Trust::Clean,
+                Trust::Rebuilt,
+                Trust::Uncertain,
+                Trust::Unreadable,
+            ] {
+                d.set_item(t.name(), r.trust_map().totals[t as usize])?;
+            }
+            Ok(d)
+        })
+    }
+
+    /// Forget the trust map recorded so far.
+    fn clear_trust_map(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |r| {
+            r.clear_trust_map();
+            Ok(())
+        })
+    }
+
+    /// Close the member files. Further calls raise; closing twice is fine.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| raise(py, "InternalError", "array lock poisoned"))?;
+        *g = None;
+        Ok(())
+    }
+}
+
+fn layout_name(l: Layout) -> Option<String> {
+    match l {
+        Layout::None => None,
+        other => Some(other.name()),
+    }
+}
+
+fn uuid_opt(u: Option<[u8; 16]>) -> Option<String> {
+    u.map(|u| md::format_uuid(&u))
+}
+
+/// The superblock fields, as `mdadm --examine` shows them.
+fn info_dict<'py>(py: Python<'py>, i: &MemberInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("metadata", i.version.version())?;
+    d.set_item("uuid", md::format_uuid(&i.array_uuid))?;
+    d.set_item("name", &i.name)?;
+    d.set_item("device_uuid", uuid_opt(i.device_uuid))?;
+    d.set_item(
+        "level",
+        md::level_name(i.level).map_or_else(|| i.level.to_string(), str::to_owned),
+    )?;
+    d.set_item("level_number", i.level)?;
+    let layout = crate::layout::Level::from_md(i.level)
+        .ok()
+        .and_then(|l| Layout::from_md(l, i.layout).ok())
+        .and_then(layout_name);
+    d.set_item("layout", layout)?;
+    d.set_item("layout_number", i.layout)?;
+    d.set_item("chunk", i.chunk_bytes)?;
+    d.set_item("raid_devices", i.raid_disks)?;
+    d.set_item("dev_number", i.dev_number)?;
+    d.set_item("role", i.role.to_string())?;
+    d.set_item("slot", i.role.slot())?;
+    d.set_item("events", i.events)?;
+    d.set_item("dev_sectors", i.dev_sectors)?;
+    d.set_item("data_offset", i.data_offset)?;
+    d.set_item("data_size", i.data_size)?;
+    d.set_item("super_offset", i.super_offset)?;
+    d.set_item("recovery_offset", i.recovery_offset)?;
+    d.set_item(
+        "resync_offset",
+        (i.resync_offset != md::MAX_SECTOR).then_some(i.resync_offset),
+    )?;
+    d.set_item("clean", i.is_clean())?;
+    d.set_item("replacement", i.replacement)?;
+    d.set_item("ctime", i.ctime.seconds)?;
+    d.set_item("utime", i.utime.seconds)?;
+    d.set_item("array_state", i.array_state_string())?;
+    d.set_item("feature_map", i.feature_map.map(|f| f.to_string()))?;
+    d.set_item("bitmap_offset", i.bitmap_offset)?;
+    d.set_item("bad_blocks", i.bad_block_log.is_some_and(|b| b.has_entries))?;
+    match &i.reshape {
+        None => d.set_item("reshape", py.None())?,
+        Some(r) => {
+            let rd = PyDict::new(py);
+            rd.set_item("position", r.position)?;
+            rd.set_item("new_level", r.new_level)?;
+            rd.set_item("new_layout", r.new_layout)?;
+            rd.set_item("new_chunk", r.new_chunk_bytes)?;
+            rd.set_item("delta_disks", r.delta_disks)?;
+            rd.set_item("new_offset", r.new_offset)?;
+            rd.set_item("backwards", r.backwards)?;
+            d.set_item("reshape", rd)?;
+        }
+    }
+    Ok(d)
+}
+
+fn detail_dict<'py>(py: Python<'py>, r: &ArrayReader) -> PyResult<Bound<'py, PyDict>> {
+    let a = r.assembly();
+    let g = r.geometry();
+    let i = &a.reference;
+    let d = PyDict::new(py);
+    d.set_item("level", g.level().name())?;
+    d.set_item("layout", layout_name(g.layout()))?;
+    d.set_item("layout_number", g.layout().md_number())?;
+    d.set_item("chunk", u64::from(g.chunk_sectors()) * 512)?;
+    d.set_item("raid_devices", g.raid_disks())?;
+    d.set_item("size", g.array_bytes())?;
+    d.set_item("dev_size", g.dev_sectors() * 512)?;
+    d.set_item("metadata", i.version.version())?;
+    d.set_item("uuid", md::format_uuid(&i.array_uuid))?;
+    d.set_item("name", &i.name)?;
+    d.set_item("events", i.events)?;
+    d.set_item("ctime", i.ctime.seconds)?;
+    d.set_item("utime", i.utime.seconds)?;
+    d.set_item("state", a.state())?;
+    d.set_item("clean", i.is_clean())?;
+    d.set_item("degraded", a.degraded())?;
+    d.set_item("missing_slots", a.missing())?;
+    d.set_item("force", a.force)?;
+    d.set_item("reference", &a.reports[a.reference_report].path)?;
+    let members = PyList::empty(py);
+    for (k, rep) in a.reports.iter().enumerate() {
+        let m = PyDict::new(py);
+        m.set_item("path", &rep.path)?;
+        m.set_item("slot", rep.slot)?;
+        m.set_item("state", rep.state.name())?;
+        m.set_item("used", rep.used)?;
+        m.set_item("reason", &rep.reason)?;
+        m.set_item("reference", k == a.reference_report)?;
+        let behind = match rep.state {
+            MemberState::Stale { behind, .. } => Some(behind),
+            _ => None,
+        };
+        m.set_item("events_behind", behind)?;
+        match &rep.info {
+            Some(info) => {
+                m.set_item("events", info.events)?;
+                m.set_item("dev_number", info.dev_number)?;
+                m.set_item("role", info.role.to_string())?;
+                m.set_item("data_offset", info.data_offset)?;
+                m.set_item("super_offset", info.super_offset)?;
+                m.set_item("device_uuid", uuid_opt(info.device_uuid))?;
+                m.set_item("recovery_offset", info.recovery_offset)?;
+            }
+            None => {
+                m.set_item("events", py.None())?;
+            }
+        }
+        members.append(m)?;
+    }
+    d.set_item("members", members)?;
+    d.set_item("notes", &a.notes)?;
+    Ok(d)
+}
+
+fn found_dict<'py>(py: Python<'py>, f: &Found) -> PyResult<Bound<'py, PyDict>> {
+    let d = match f.member_info() {
+        Some(i) => info_dict(py, &i)?,
+        None => PyDict::new(py),
+    };
+    d.set_item("location", f.location.version())?;
+    d.set_item("sector", f.sector)?;
+    d.set_item("valid", f.is_valid())?;
+    d.set_item("checksum_ok", f.checksum_ok)?;
+    let problems: Vec<String> = f.problems.iter().map(ToString::to_string).collect();
+    d.set_item("problems", problems)?;
+    d.set_item("device_size", f.device_sectors * 512)?;
+    Ok(d)
+}
+
+/// Every md superblock found on one device or image (`mdadm --examine`): a list of dicts,
+/// one per location holding the md magic, valid or not; empty when there is none.
+#[pyfunction]
+pub(crate) fn examine<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyList>> {
+    let (_, found) = detached(py, || assemble::examine(&path))?;
+    let preferred = md::preferred(&found).map(|f| f.location);
+    let list = PyList::empty(py);
+    for f in &found {
+        let d = found_dict(py, f)?;
+        d.set_item("preferred", Some(f.location) == preferred)?;
+        list.append(d)?;
+    }
+    Ok(list)
+}
