@@ -792,3 +792,61 @@ fn bad_blocks(c: &Candidate, notes: &mut Vec<String>, path: &str) -> Vec<(u64, u
     }
     merged
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(valid_bytes: u64, bad: Vec<(u64, u64)>) -> SlotMember {
+        let p = std::env::temp_dir().join(format!("fastraid-asm-{}", std::process::id()));
+        std::fs::write(&p, [0u8; 16]).unwrap();
+        SlotMember {
+            device: Member::open(&p).unwrap(),
+            report: 0,
+            data_offset: 0,
+            valid_bytes,
+            bad,
+            forced: false,
+        }
+    }
+
+    #[test]
+    fn usable_runs_split_at_every_boundary() {
+        let m = slot(1000, vec![(100, 200), (300, 310)]);
+        assert_eq!(m.usable(0, 50), (true, 50));
+        assert_eq!(m.usable(0, 500), (true, 100));
+        assert_eq!(m.usable(150, 500), (false, 50));
+        assert_eq!(m.usable(200, 500), (true, 100));
+        assert_eq!(m.usable(900, 500), (true, 100));
+        assert_eq!(m.usable(1000, 500), (false, 500));
+        assert_eq!(slot(u64::MAX, vec![]).usable(u64::MAX - 5, 3), (true, 3));
+    }
+
+    #[test]
+    fn redundancy_per_level() {
+        assert!(enough(Level::Raid5, &[true, false, true], None));
+        assert!(!enough(Level::Raid5, &[true, false, false], None));
+        assert!(enough(Level::Raid6, &[true, false, false, true], None));
+        assert!(enough(Level::Raid1, &[false, false, true], None));
+        assert!(!enough(Level::Raid0, &[true, false], None));
+        let g = Geometry::from_md(10, 0x102, 4, 8, 80, &[]).unwrap();
+        assert!(enough(Level::Raid10, &[true, false, false, true], Some(&g)));
+        assert!(!enough(
+            Level::Raid10,
+            &[false, false, true, true],
+            Some(&g)
+        ));
+    }
+
+    #[test]
+    fn nothing_usable_is_an_error() {
+        let p = std::env::temp_dir().join(format!("fastraid-asm-zero-{}", std::process::id()));
+        std::fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+        let e = assemble(&[&p], AssembleOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::NotAnArray(_)), "{e}");
+        let e = assemble(&[&p, &p], AssembleOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("same device"), "{e}");
+        let none: [&Path; 0] = [];
+        assert!(assemble(&none, AssembleOptions::default()).is_err());
+    }
+}
