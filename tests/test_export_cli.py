@@ -96,6 +96,7 @@ def test_export_resume(
     out = tmp_path / "a.img"
     ckpt = tmp_path / "a.img.fastraid-export.json"
     monkeypatch.setattr(cli, "EXPORT_WINDOW", 4 << 20)
+    monkeypatch.setattr(cli, "CHECKPOINT_BYTES", 4 << 20)
     calls = {"n": 0}
     real = cli._write_checkpoint
 
