@@ -21,6 +21,11 @@ pub enum Error {
     Assembly(String),
     /// Something fastraid recognises but does not handle yet (a reshape in progress, ...).
     Unsupported(String),
+    /// A member holds an md superblock, a file system or a partition table, and the caller
+    /// did not ask to overwrite it (the message says what was found).
+    MemberInUse(String),
+    /// A long operation was stopped by its progress callback.
+    Cancelled(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -34,7 +39,9 @@ impl fmt::Display for Error {
             | Error::Io(m)
             | Error::NotAnArray(m)
             | Error::Assembly(m)
-            | Error::Unsupported(m) => f.write_str(m),
+            | Error::Unsupported(m)
+            | Error::MemberInUse(m)
+            | Error::Cancelled(m) => f.write_str(m),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod array;
 pub mod assemble;
+pub mod create;
 pub mod error;
 pub mod gf256;
 pub mod io;
@@ -20,6 +21,7 @@ pub mod kernels;
 pub mod layout;
 pub mod md;
 pub mod parity;
+pub mod resync;
 
 #[cfg(feature = "python")]
 mod py;

@@ -1,8 +1,8 @@
 """Type stubs for the Rust extension module ``fastraid._core`` (checked by mypy.stubtest)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 
 from typing_extensions import Buffer
 
@@ -71,3 +71,20 @@ class RaidArray:
     def close(self) -> None: ...
 
 def examine(path: str | PathLike[str]) -> list[dict[str, Any]]: ...
+
+@final
+class CreatePlan:
+    def describe(self) -> dict[str, Any]: ...
+    def execute(self, progress: Callable[[int, int], object] | None = None) -> dict[str, Any]: ...
+
+def plan_create(
+    members: Sequence[str | None],
+    *,
+    level: int | str,
+    chunk: int = 524288,
+    layout: str | int | None = None,
+    size: int | None = None,
+    name: str | None = None,
+    force: bool = False,
+    metadata: str = "1.2",
+) -> CreatePlan: ...

@@ -48,12 +48,24 @@ class NotSupportedError(FastRaidError, NotImplementedError):
     """Recognised but not handled yet (writing, a reshape in progress, ...)."""
 
 
+class MemberInUseError(FastRaidError, ValueError):
+    """A member given to ``create`` already holds an md superblock, a file system or a
+    partition table (the message says what, with the md level, UUID and creation time where
+    there is one). Pass ``force=True`` to overwrite it."""
+
+
+class CancelledError(FastRaidError):
+    """A long operation was stopped by its progress callback."""
+
+
 __all__ = [
     "AssemblyError",
     "BufferTypeError",
+    "CancelledError",
     "FastRaidError",
     "InternalError",
     "InvalidArgumentError",
+    "MemberInUseError",
     "MemberError",
     "NotAnArrayError",
     "NotSupportedError",

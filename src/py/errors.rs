@@ -36,6 +36,8 @@ pub(crate) fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::NotAnArray(m) => raise(py, "NotAnArrayError", m),
         Error::Assembly(m) => raise(py, "AssemblyError", m),
         Error::Unsupported(m) => raise(py, "NotSupportedError", m),
+        Error::MemberInUse(m) => raise(py, "MemberInUseError", m),
+        Error::Cancelled(m) => raise(py, "CancelledError", m),
     }
 }
 

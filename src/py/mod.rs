@@ -3,6 +3,7 @@
 
 mod array;
 mod buffers;
+mod create;
 mod errors;
 
 use crate::kernels::Kernel;
@@ -289,5 +290,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     m.add_class::<array::RaidArray>()?;
     m.add_function(wrap_pyfunction!(array::examine, m)?)?;
+    m.add_class::<create::CreatePlan>()?;
+    m.add_function(wrap_pyfunction!(create::plan_create, m)?)?;
     Ok(())
 }
