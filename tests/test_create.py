@@ -327,3 +327,22 @@ def test_cli_sizes() -> None:
     assert cli_create.parse_size("4096B") == 4096
     with pytest.raises(argparse.ArgumentTypeError):
         cli_create.parse_size("lots")
+
+
+def test_refuses_kernel_made_member(md_images: Any, tmp_path: Path) -> None:
+    """A member of a real mdadm-created array (public fixture) is refused with its level,
+    UUID and creation time, and left untouched; copies are made so the session cache of
+    decompressed fixtures stays pristine."""
+    fx = md_images("raid5-ls-3")
+    copies = []
+    for src in fx.members:
+        dst = tmp_path / src.name
+        dst.write_bytes(src.read_bytes())
+        copies.append(dst)
+    before = digest(copies)
+    with pytest.raises(fastraid.MemberInUseError) as e:
+        fastraid.plan_create(copies, level=5)
+    msg = str(e.value)
+    assert fx.manifest["array_uuid"] in msg and "raid5" in msg and "created 20" in msg
+    assert all(p.name in msg for p in copies)
+    assert digest(copies) == before

@@ -117,8 +117,10 @@ CASES = [
     Case("raid6-la-5", "raid6", 5, "left-asymmetric", 0),
     Case("raid10-n2-4", "raid10", 4, "n2", 0x102),
     Case("raid10-f2-4", "raid10", 4, "f2", 0x201),
+    Case("raid10-o2-3-meta1.1", "raid10", 3, "o2", 0x10201, metadata="1.1"),
     Case("linear-3", "linear", 3),
     Case("raid5-ls-4-degraded", "raid5", 4, "left-symmetric", 2, missing=(1,)),
+    Case("raid6-ls-5-degraded2", "raid6", 5, "left-symmetric", 2, missing=(1, 3)),
 ]
 
 
