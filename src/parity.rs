@@ -11,11 +11,12 @@ use rayon::prelude::*;
 /// Q's coefficients g^j repeat with period 255, so Q identifies at most 255 slots.
 pub const MAX_Q_BLOCKS: usize = 255;
 
-/// Bytes touched per thread below which splitting does not pay. Measured on the 2-core
-/// AMD EPYC (Zen 4) dev/CI machine with the AVX-512 kernel: in cache (up to 1 MiB blocks)
-/// a second thread always lost (0.15x-0.9x, the hand-off costs more than the work); from
-/// about 4 MiB touched per thread it wins up to 1.6x once the work is memory-bound.
-const MIN_BYTES_PER_THREAD: usize = 4 * 1024 * 1024;
+/// Bytes touched per thread below which splitting does not pay. Measured on the 2-vCPU
+/// AMD EPYC (Zen 4) dev/CI machine with the AVX-512 kernels: in cache (up to 1 MiB blocks)
+/// a second thread always lost (0.15x-0.9x: the hand-off costs more than the work, and the
+/// two vCPUs share caches); at 4-8 MiB per thread results went either way (0.9x-1.6x from
+/// run to run); from 16 MiB per thread, where the work is memory-bound, it won or tied.
+const MIN_BYTES_PER_THREAD: usize = 16 * 1024 * 1024;
 /// Chunk boundaries are kept on a 4 KiB multiple so every chunk runs the vector loop.
 const CHUNK_ALIGN: usize = 4096;
 
@@ -189,13 +190,22 @@ pub fn recover(
     if data.len() < 2 {
         return Err(invalid!("data: need at least 2 blocks, got {}", data.len()));
     }
-    let lost: Vec<usize> = (0..data.len()).filter(|&i| data[i].is_none()).collect();
-    let lost_total = lost.len() + usize::from(p.is_none()) + usize::from(q.is_none());
+    // At most two lost blocks are rebuildable; count them all but keep only the first two.
+    let mut lost_at = [0usize; 2];
+    let mut lost_count = 0;
+    for (i, _) in data.iter().enumerate().filter(|(_, d)| d.is_none()) {
+        if lost_count < 2 {
+            lost_at[lost_count] = i;
+        }
+        lost_count += 1;
+    }
+    let lost = &lost_at[..lost_count.min(2)];
+    let lost_total = lost_count + usize::from(p.is_none()) + usize::from(q.is_none());
     let parity_left = usize::from(p.is_some()) + usize::from(q.is_some());
-    if lost.len() > parity_left || lost_total > 2 {
+    if lost_count > parity_left || lost_total > 2 {
         return Err(Error::TooManyFailures(format!(
             "data: {} data block(s) lost{}{}: P and Q rebuild at most two losses in all",
-            lost.len(),
+            lost_count,
             if p.is_none() { ", P lost" } else { "" },
             if q.is_none() { ", Q lost" } else { "" },
         )));
@@ -238,7 +248,7 @@ pub fn recover(
     if lost.is_empty() {
         return Ok(());
     }
-    match (lost.as_slice(), p, q) {
+    match (lost, p, q) {
         // One data block and P survives: XOR of the surviving data and P.
         ([_], Some(p), _) => {
             let srcs: Vec<&[u8]> = data.iter().flatten().copied().chain([p]).collect();
