@@ -1279,6 +1279,33 @@ mod tests {
     }
 
     #[test]
+    fn metadata_1_1_and_cancelled_resync() {
+        let dir = tmpdir("m11");
+        let ms = paths(&dir, 3);
+        for m in &ms {
+            std::fs::write(m.as_ref().unwrap(), vec![0x5au8; 4 << 20]).unwrap();
+        }
+        let mut o = CreateOptions::new(Level::Raid5);
+        o.chunk_bytes = 64 * 1024;
+        o.metadata = Location::V1_1;
+        let p = plan(&ms, &o).unwrap();
+        // Stopped by the progress callback: nothing assemblable is left behind.
+        let e = p.execute(&mut |_, _| ControlFlow::Break(())).unwrap_err();
+        assert!(matches!(e, Error::Cancelled(_)), "{e:?}");
+        let f = File::open(ms[0].as_ref().unwrap()).unwrap();
+        assert!(probe(4 << 20, |off, buf| f.read_exact_at(buf, off))
+            .unwrap()
+            .is_empty());
+        let p = plan(&ms, &o).unwrap();
+        p.execute(&mut |_, _| ControlFlow::Continue(())).unwrap();
+        let found = probe(4 << 20, |off, buf| f.read_exact_at(buf, off)).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].location, found[0].sector), (Location::V1_1, 0));
+        assert!(found[0].is_valid(), "{:?}", found[0].problems);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn refuses_bad_requests() {
         let dir = tmpdir("bad");
         let mut o = CreateOptions::new(Level::Raid5);
