@@ -20,6 +20,7 @@ use super::errors::{buffer_type, invalid};
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use smallvec::SmallVec;
 use std::fmt;
 
 /// What an argument is called in messages.
@@ -54,13 +55,14 @@ struct View {
 /// `!Send` (it holds raw pointers), so it cannot travel into a GIL-free closure: take the
 /// slices out first.
 pub(crate) struct Exports {
-    views: Vec<View>,
+    views: SmallVec<[View; 18]>,
 }
 
 impl Exports {
+    /// Room for `n` exports; up to 18 live on the stack.
     pub(crate) fn with_capacity(n: usize) -> Exports {
         Exports {
-            views: Vec::with_capacity(n),
+            views: SmallVec::with_capacity(n),
         }
     }
 

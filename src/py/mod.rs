@@ -12,6 +12,7 @@ use buffers::{Exports, Name};
 use errors::{buffer_type, guard, invalid, to_py};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyTuple};
+use smallvec::SmallVec;
 
 /// Below this many bytes touched, releasing and re-taking the GIL costs more than it saves.
 const DETACH_BYTES: usize = 16 * 1024;
@@ -50,13 +51,13 @@ fn run<T: Send>(
     }
 }
 
+/// Blocks per call kept on the stack; more spill to the heap.
+const INLINE: usize = 16;
+type Indices = SmallVec<[Option<usize>; INLINE]>;
+
 /// Export every item of the sequence `data` as an input; `None` items (allowed only when
 /// `allow_none`) give `None`. Returns the export index of each item.
-fn export_data(
-    ex: &mut Exports,
-    data: &Bound<'_, PyAny>,
-    allow_none: bool,
-) -> PyResult<Vec<Option<usize>>> {
+fn export_data(ex: &mut Exports, data: &Bound<'_, PyAny>, allow_none: bool) -> PyResult<Indices> {
     let py = data.py();
     if data.is_instance_of::<PyBytes>()
         || data.is_instance_of::<PyByteArray>()
@@ -67,7 +68,7 @@ fn export_data(
             "data: expected a sequence of buffers (one per block), got a single buffer",
         ));
     }
-    let mut idx = Vec::new();
+    let mut idx = Indices::new();
     let mut one = |i: usize, item: &Bound<'_, PyAny>| -> PyResult<()> {
         if item.is_none() {
             if !allow_none {
@@ -108,7 +109,7 @@ fn new_bytearray(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyAny>> {
 }
 
 /// The slices of the exported data blocks (all present).
-fn slices<'a>(ex: &'a Exports, idx: &[Option<usize>]) -> Vec<&'a [u8]> {
+fn slices<'a>(ex: &'a Exports, idx: &[Option<usize>]) -> SmallVec<[&'a [u8]; INLINE]> {
     idx.iter().flatten().map(|&i| ex.bytes(i)).collect()
 }
 
@@ -259,10 +260,12 @@ fn recover<'py>(
         .map(|(i, o)| ex.add(o, Name::OutAt(i), true))
         .collect::<PyResult<_>>()?;
     ex.check_no_overlap(py)?;
-    let srcs: Vec<Option<&[u8]>> = idx.iter().map(|d| d.map(|i| ex.bytes(i))).collect();
+    let srcs: SmallVec<[Option<&[u8]>; INLINE]> =
+        idx.iter().map(|d| d.map(|i| ex.bytes(i))).collect();
     let (pd, qd) = (pi.map(|i| ex.bytes(i)), qi.map(|i| ex.bytes(i)));
     // SAFETY: writable exports overlapping nothing (checked above), one slice each.
-    let mut dsts: Vec<&mut [u8]> = oidx.iter().map(|&i| unsafe { ex.bytes_mut(i) }).collect();
+    let mut dsts: SmallVec<[&mut [u8]; 2]> =
+        oidx.iter().map(|&i| unsafe { ex.bytes_mut(i) }).collect();
     run(py, n * (srcs.len() + 2), || {
         parity::recover(&o, &srcs, pd, qd, &mut dsts)
     })?;
