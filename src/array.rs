@@ -166,19 +166,232 @@ pub struct ArrayReader {
     /// Zero block for the DDF slots of P and Q.
     zero: Vec<u8>,
     trust: TrustMap,
+    /// The geometry of the part being read, its data offset shift, and its index.
+    geo: Geometry,
+    shift: i64,
+    part: usize,
+    /// Array byte ranges whose reshape geometry could not be decided (reported uncertain).
+    undecided: Vec<(u64, u64)>,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Byte offset on `m`'s device of data-area offset `off` in a geometry shifted by `shift`
+/// bytes; `u64::MAX` (a read that fails) if it does not exist.
+fn abs(m: &SlotMember, shift: i64, off: u64) -> u64 {
+    m.data_offset
+        .checked_add_signed(shift)
+        .and_then(|b| b.checked_add(off))
+        .unwrap_or(u64::MAX)
+}
+
+/// [`SlotMember::usable`] for a geometry whose data starts `shift` bytes from the member's
+/// data offset (validity windows are relative to the data offset).
+fn usable_at(m: &SlotMember, shift: i64, off: u64, len: u64) -> (bool, u64) {
+    m.usable(off.saturating_add_signed(shift), len)
 }
 
 impl ArrayReader {
     pub fn new(asm: Assembly) -> Result<ArrayReader> {
         let n = asm.slots.len();
-        Ok(ArrayReader {
+        let geo = asm
+            .parts
+            .first()
+            .map_or_else(|| asm.geometry.clone(), |p| p.geometry.clone());
+        let shift = asm.parts.first().map_or(0, |p| p.shift);
+        let mut r = ArrayReader {
             asm,
+            geo,
+            shift,
+            part: 0,
             opts: Options::new()?,
             scratch: vec![Vec::new(); n],
             rebuilt: [Vec::new(), Vec::new()],
             zero: Vec::new(),
             trust: TrustMap::default(),
-        })
+            undecided: Vec::new(),
+        };
+        r.decide_reshape_boundary()?;
+        Ok(r)
+    }
+
+    // ---------------------------------------------------------------- reshape boundary
+
+    /// An interrupted reshape: check the superblock's checkpoint against the data. The
+    /// kernel may have moved stripes past the checkpoint it last recorded; where the old
+    /// geometry already overwritten by them, the array range is parity-consistent in the
+    /// new geometry and not in the old one, so the boundary moves over it (and back, in the
+    /// opposite case). Probing works in units holding whole stripes of both geometries and
+    /// needs every member of both (a degraded array has no spare parity to judge with: the
+    /// checkpoint is trusted). A unit inconsistent in both next to the boundary is recorded
+    /// as undecided and its bytes are reported as uncertain.
+    fn decide_reshape_boundary(&mut self) -> Result<()> {
+        if self.asm.parts.len() != 2 || self.asm.geometry.level().parity_disks() == 0 {
+            return Ok(());
+        }
+        let (lo, hi) = (&self.asm.parts[0], &self.asm.parts[1]);
+        let new_is_low = lo.name == "new";
+        let stripe_bytes = |g: &Geometry| {
+            u64::from(g.chunk_sectors())
+                * u64::from(g.data_disks().unwrap_or(1))
+                * crate::layout::SECTOR_SIZE
+        };
+        let (a, b) = (stripe_bytes(&lo.geometry), stripe_bytes(&hi.geometry));
+        let unit = a / gcd(a, b) * b;
+        let size = hi.end;
+        let boundary = lo.end;
+        let (new_k, old_k) = if new_is_low { (0, 1) } else { (1, 0) };
+        const LIMIT: usize = 4096;
+        let mut x = boundary;
+        let mut moved = 0i64;
+        let mut undecided = Vec::new();
+        // Towards the old side: units the kernel already rewrote in the new geometry.
+        for _ in 0..LIMIT {
+            let start = if new_is_low {
+                x
+            } else {
+                x.saturating_sub(unit)
+            };
+            if (new_is_low && x + unit > size) || (!new_is_low && x < unit) {
+                break;
+            }
+            match (
+                self.unit_consistent(new_k, start, unit),
+                self.unit_consistent(old_k, start, unit),
+            ) {
+                (Some(true), Some(false)) => {
+                    x = if new_is_low { x + unit } else { x - unit };
+                    moved += 1;
+                }
+                (Some(false), Some(false)) => {
+                    undecided.push((start, start + unit));
+                    break;
+                }
+                _ => break,
+            }
+        }
+        // Towards the new side, only if nothing moved the other way: units that are still
+        // old (a checkpoint ahead of the data: never written by the kernel, but cheap to check).
+        if moved == 0 {
+            for _ in 0..LIMIT {
+                let start = if new_is_low {
+                    x.saturating_sub(unit)
+                } else {
+                    x
+                };
+                if (new_is_low && x < unit) || (!new_is_low && x + unit > size) {
+                    break;
+                }
+                match (
+                    self.unit_consistent(new_k, start, unit),
+                    self.unit_consistent(old_k, start, unit),
+                ) {
+                    (Some(false), Some(true)) => {
+                        x = if new_is_low { x - unit } else { x + unit };
+                        moved -= 1;
+                    }
+                    (Some(false), Some(false)) => {
+                        undecided.push((start, start + unit));
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if moved != 0 {
+            self.asm.notes.push(format!(
+                "reshape boundary decided by parity: array byte {x} instead of the checkpoint's \
+                 {boundary} ({} units of {unit} bytes {} the checkpoint)",
+                moved.unsigned_abs(),
+                if (moved > 0) == new_is_low {
+                    "past"
+                } else {
+                    "before"
+                },
+            ));
+            self.asm.parts[0].end = x;
+            self.asm.parts[1].start = x;
+        }
+        for (s, e) in &undecided {
+            self.asm.notes.push(format!(
+                "array bytes {s}..{e} are parity-inconsistent in both geometries: undecided, \
+                 read in the {} geometry and reported as uncertain",
+                if (*s < x) == new_is_low { "new" } else { "old" }
+            ));
+        }
+        self.undecided = undecided;
+        self.geo = self.asm.parts[0].geometry.clone();
+        self.shift = self.asm.parts[0].shift;
+        self.part = 0;
+        Ok(())
+    }
+
+    /// Whether every stripe of part `k`'s geometry in array bytes `[x, x + unit)` has
+    /// consistent parity; `None` if a member is missing or a read fails.
+    fn unit_consistent(&mut self, k: usize, x: u64, unit: u64) -> Option<bool> {
+        let g = self.asm.parts[k].geometry.clone();
+        let shift = self.asm.parts[k].shift;
+        let c = u64::from(g.chunk_sectors()) * crate::layout::SECTOR_SIZE;
+        let sb = c * u64::from(g.data_disks()?);
+        let n = g.raid_disks() as usize;
+        let cl = usize::try_from(c).ok()?;
+        for stripe in x / sb..(x + unit).div_ceil(sb) {
+            let roles = g.stripe_roles(stripe).ok()?;
+            for m in 0..n {
+                let sm = self.asm.slots.get(m)?.as_ref()?;
+                let off = stripe * c;
+                if usable_at(sm, shift, off, c) != (true, c) {
+                    return None;
+                }
+                let buf = &mut self.scratch[m];
+                if buf.len() < cl {
+                    buf.resize(cl, 0);
+                }
+                sm.device
+                    .read_exact_at(&mut buf[..cl], abs(sm, shift, off))
+                    .ok()?;
+            }
+            let scratch = &self.scratch;
+            let ok = match roles.q_member {
+                None => {
+                    let srcs: Vec<&[u8]> = scratch[..n].iter().map(|b| &b[..cl]).collect();
+                    let zero = srcs.iter().skip(1).fold(srcs[0].to_vec(), |mut acc, s| {
+                        acc.iter_mut().zip(s.iter()).for_each(|(a, b)| *a ^= b);
+                        acc
+                    });
+                    zero.iter().all(|&v| v == 0)
+                }
+                Some(q) => {
+                    if self.zero.len() < cl {
+                        self.zero.resize(cl, 0);
+                    }
+                    let zero = &self.zero[..cl];
+                    let data: Vec<&[u8]> = roles
+                        .members_by_slot()
+                        .into_iter()
+                        .map(|m| m.map_or(zero, |m| &scratch[m as usize][..cl]))
+                        .collect();
+                    let (p_ok, q_ok) = parity::pq_check(
+                        &self.opts,
+                        &data,
+                        &scratch[roles.p_member as usize][..cl],
+                        &scratch[q as usize][..cl],
+                    )
+                    .ok()?;
+                    p_ok && q_ok
+                }
+            };
+            if !ok {
+                return Some(false);
+            }
+        }
+        Some(true)
     }
 
     pub fn assembly(&self) -> &Assembly {
@@ -191,7 +404,7 @@ impl ArrayReader {
 
     /// Array size in bytes.
     pub fn size(&self) -> u64 {
-        self.asm.geometry.array_bytes()
+        self.asm.size()
     }
 
     pub fn trust_map(&self) -> &TrustMap {
@@ -216,17 +429,36 @@ impl ArrayReader {
                 "range {offset}+{len} is outside the array of {size} bytes"
             )));
         }
-        let mut pos = 0u64;
-        while pos < len {
-            let w = WINDOW.min(len - pos);
-            let ext = self.asm.geometry.extents(offset + pos, w)?;
-            let out = &mut buf[pos as usize..(pos + w) as usize];
-            if self.asm.geometry.level().parity_disks() > 0 {
-                self.read_parity(offset + pos, &ext, out, strict)?;
-            } else {
-                self.read_copies(offset + pos, &ext, out, strict)?;
+        let end = offset + len;
+        for k in 0..self.asm.parts.len() {
+            let (ps, pe) = (self.asm.parts[k].start, self.asm.parts[k].end);
+            let (s, e) = (offset.max(ps), end.min(pe));
+            if s >= e {
+                continue;
             }
-            pos += w;
+            if k != self.part {
+                self.geo = self.asm.parts[k].geometry.clone();
+                self.shift = self.asm.parts[k].shift;
+                self.part = k;
+            }
+            let mut pos = s;
+            while pos < e {
+                let w = WINDOW.min(e - pos);
+                let ext = self.geo.extents(pos, w)?;
+                let out = &mut buf[(pos - offset) as usize..(pos - offset + w) as usize];
+                if self.geo.level().parity_disks() > 0 {
+                    self.read_parity(pos, &ext, out, strict)?;
+                } else {
+                    self.read_copies(pos, &ext, out, strict)?;
+                }
+                pos += w;
+            }
+        }
+        for &(us, ue) in &self.undecided {
+            let (s, e) = (us.max(offset), ue.min(end));
+            if s < e {
+                self.trust.record(s, e - s, Trust::Uncertain);
+            }
         }
         Ok(())
     }
@@ -263,6 +495,7 @@ impl ArrayReader {
     ) -> Result<()> {
         let first = copies[0];
         let len = first.len;
+        let shift = self.shift;
         let mut failed: Vec<u32> = Vec::new();
         let mut done = 0u64;
         let mut errors: Vec<String> = Vec::new();
@@ -277,7 +510,7 @@ impl ArrayReader {
                 let Some(m) = self.slot(e.member) else {
                     continue;
                 };
-                let (ok, run) = m.usable(e.dev_offset + done, rest);
+                let (ok, run) = usable_at(m, shift, e.dev_offset + done, rest);
                 if ok {
                     pick = Some((e, run));
                     break;
@@ -294,7 +527,7 @@ impl ArrayReader {
                     let dst = &mut out[o..o + run as usize];
                     match m
                         .device
-                        .read_exact_at(dst, m.data_offset + e.dev_offset + done)
+                        .read_exact_at(dst, abs(m, shift, e.dev_offset + done))
                     {
                         Ok(()) => {
                             let t = if e.copy == 0 && failed.is_empty() {
@@ -302,10 +535,9 @@ impl ArrayReader {
                             } else {
                                 // Another copy than md's first: same data, but worth saying
                                 // only when the first was unusable.
-                                let first_ok = self
-                                    .slot(first.member)
-                                    .is_some_and(|m| m.usable(first.dev_offset + done, run).0)
-                                    && !failed.contains(&first.member);
+                                let first_ok = self.slot(first.member).is_some_and(|m| {
+                                    usable_at(m, shift, first.dev_offset + done, run).0
+                                }) && !failed.contains(&first.member);
                                 if first_ok {
                                     Trust::Clean
                                 } else {
@@ -378,10 +610,11 @@ impl ArrayReader {
         out: &mut [u8],
         strict: bool,
     ) -> Result<()> {
+        let shift = self.shift;
         // Fast path: every piece's member is usable for the whole piece.
         let all_ok = pieces.iter().all(|p| {
             self.slot(p.member)
-                .is_some_and(|m| m.usable(p.dev_offset, p.len) == (true, p.len))
+                .is_some_and(|m| usable_at(m, shift, p.dev_offset, p.len) == (true, p.len))
         });
         if all_ok {
             let mut failed = None;
@@ -391,10 +624,7 @@ impl ArrayReader {
                     .ok_or_else(|| Error::Assembly("slot vanished".into()))?;
                 let o = (p.array_offset - base) as usize;
                 if m.device
-                    .read_exact_at(
-                        &mut out[o..o + p.len as usize],
-                        m.data_offset + p.dev_offset,
-                    )
+                    .read_exact_at(&mut out[o..o + p.len as usize], abs(m, shift, p.dev_offset))
                     .is_err()
                 {
                     failed = Some(p.member);
@@ -423,7 +653,8 @@ impl ArrayReader {
         let Some(stripe) = pieces[0].stripe else {
             return Err(Error::Assembly("parity extent without a stripe".into()));
         };
-        let roles = self.asm.geometry.stripe_roles(stripe)?;
+        let roles = self.geo.stripe_roles(stripe)?;
+        let shift = self.shift;
         let lo = pieces.iter().map(|p| p.dev_offset).min().unwrap_or(0);
         let hi = pieces
             .iter()
@@ -441,7 +672,7 @@ impl ArrayReader {
                     continue;
                 }
                 if let Some(s) = self.slot(m) {
-                    let (ok, run) = s.usable(x, seg);
+                    let (ok, run) = usable_at(s, shift, x, seg);
                     usable[m as usize] = ok;
                     seg = seg.min(run);
                 }
@@ -470,6 +701,7 @@ impl ArrayReader {
         seg: u64,
     ) -> std::result::Result<(), SegmentError> {
         let end = x + seg;
+        let shift = self.shift;
         let overlap = |p: &Extent| -> Option<(u64, u64)> {
             let s = p.dev_offset.max(x);
             let e = (p.dev_offset + p.len).min(end);
@@ -493,7 +725,7 @@ impl ArrayReader {
                     .slot(p.member)
                     .ok_or(SegmentError::ReadFailed(p.member))?;
                 m.device
-                    .read_exact_at(&mut out[o..o + (e - s) as usize], m.data_offset + s)
+                    .read_exact_at(&mut out[o..o + (e - s) as usize], abs(m, shift, s))
                     .map_err(|_| SegmentError::ReadFailed(p.member))?;
                 self.trust.record(at, e - s, Trust::Clean);
             }
@@ -514,7 +746,7 @@ impl ArrayReader {
                 buf.resize(len, 0);
             }
             sm.device
-                .read_exact_at(&mut buf[..len], sm.data_offset + x)
+                .read_exact_at(&mut buf[..len], abs(sm, shift, x))
                 .map_err(|_| SegmentError::ReadFailed(m as u32))?;
         }
         let ok = self.rebuild(roles, usable, &lost, len);
@@ -569,7 +801,7 @@ impl ArrayReader {
         let ok = |m: u32| usable.get(m as usize).copied().unwrap_or(false);
         let p_ok = ok(roles.p_member);
         let q = roles.q_member.filter(|&q| ok(q));
-        match self.asm.geometry.level() {
+        match self.geo.level() {
             Level::Raid6 => {
                 if self.zero.len() < len {
                     self.zero.resize(len, 0);

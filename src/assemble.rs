@@ -24,7 +24,11 @@
 //! 6. The level decides how many slots may be missing (RAID4/5 one, RAID6 two, RAID1 all
 //!    but one, RAID10 all but one copy of every block, RAID0/linear none).
 //!
-//! A reshape in progress (§6) is recognised and refused with a clear error for now.
+//! A reshape in progress (§6) gives two geometries: the old one (superblock layout and
+//! chunk, `raid_disks − delta_disks` members, data at `data_offset`) and the new one
+//! (reshape fields, `raid_disks` members, data at `data_offset + new_offset`), split at
+//! the checkpoint ([`Part`]); the reader then checks the checkpoint against parity. An
+//! mdadm backup file is not read yet.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -138,10 +142,26 @@ impl SlotMember {
     }
 }
 
+/// A range of array bytes and the geometry that holds it.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Array byte range `[start, end)`.
+    pub start: u64,
+    pub end: u64,
+    pub geometry: Geometry,
+    /// Bytes added to every member's data offset for this geometry (reshape `new_offset`).
+    pub shift: i64,
+    /// `old` or `new` during a reshape, empty otherwise.
+    pub name: &'static str,
+}
+
 /// The result of [`assemble`]: the geometry, the members by slot and the report.
 #[derive(Debug)]
 pub struct Assembly {
+    /// The geometry the array has (during a reshape: the one it is going to).
     pub geometry: Geometry,
+    /// Which geometry serves which array bytes: one part, or the two sides of a reshape.
+    pub parts: Vec<Part>,
     /// The freshest superblock (geometry, roles and state come from it).
     pub reference: MemberInfo,
     /// Index of the reference member in `reports`.
@@ -159,6 +179,11 @@ pub struct Assembly {
 }
 
 impl Assembly {
+    /// Array size in bytes.
+    pub fn size(&self) -> u64 {
+        self.parts.last().map_or(0, |p| p.end)
+    }
+
     /// Slots with no member.
     pub fn missing(&self) -> Vec<u32> {
         (0u32..)
@@ -355,18 +380,6 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
         reports[reference_report].path, reference.events, reference.version
     ));
 
-    if let Some(r) = &reference.reshape {
-        return Err(Error::Unsupported(format!(
-            "a reshape is in progress (position {} sectors, {} -> {} members, new layout {}, \
-             new chunk {} KiB): reading an array in the middle of a reshape is not supported yet",
-            r.position,
-            i64::from(reference.raid_disks) - i64::from(r.delta_disks),
-            reference.raid_disks,
-            r.new_layout,
-            r.new_chunk_bytes / 1024
-        )));
-    }
-
     let level = Level::from_md(reference.level)
         .map_err(|e| Error::Assembly(format!("{}: {e}", reports[reference_report].path)))?;
     let raid_disks = reference.raid_disks;
@@ -375,9 +388,38 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
             "the freshest superblock records {raid_disks} members"
         )));
     }
+    // During a reshape `raid_disks` is the new count; the old one is `raid_disks −
+    // delta_disks` (md-format.md §6.1). Slots exist up to the larger of the two.
+    let old_disks = match &reference.reshape {
+        None => raid_disks,
+        Some(r) => {
+            if r.new_level != reference.level {
+                return Err(Error::Unsupported(format!(
+                    "a reshape from level {} to {} is in progress; md changes levels before \
+                     reshaping, so this superblock is not understood",
+                    reference.level, r.new_level
+                )));
+            }
+            if matches!(level, Level::Raid0 | Level::Linear) {
+                return Err(Error::Unsupported(format!(
+                    "a reshape of a {level} array is in progress: not supported"
+                )));
+            }
+            u32::try_from(i64::from(raid_disks) - i64::from(r.delta_disks))
+                .ok()
+                .filter(|&o| o > 0 && o <= crate::layout::MAX_RAID_DISKS)
+                .ok_or_else(|| {
+                    Error::Assembly(format!(
+                        "reshape delta_disks {} does not fit raid_disks {raid_disks}",
+                        r.delta_disks
+                    ))
+                })?
+        }
+    };
+    let slot_count = raid_disks.max(old_disks);
 
     // 4./5. Roles, freshness, slot conflicts.
-    let mut fresh: Vec<Vec<usize>> = vec![Vec::new(); raid_disks as usize];
+    let mut fresh: Vec<Vec<usize>> = vec![Vec::new(); slot_count as usize];
     let mut stale: Vec<(usize, u32)> = Vec::new(); // (candidate, slot)
     for (ci, c) in cands.iter().enumerate() {
         let r = &mut reports[c.report];
@@ -405,7 +447,7 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
                     "marked faulty in the freshest superblock (events {})",
                     reference.events
                 );
-                if let Some(s) = own_slot.filter(|&s| s < raid_disks) {
+                if let Some(s) = own_slot.filter(|&s| s < slot_count) {
                     r.slot = Some(s);
                     r.reason.push_str(&format!(
                         "; its own superblock says slot {s} (events {})",
@@ -417,9 +459,9 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
             Role::Active(s) => {
                 let s = u32::from(s);
                 r.slot = Some(s);
-                if s >= raid_disks {
+                if s >= slot_count {
                     r.state = MemberState::Excluded;
-                    r.reason = format!("slot {s} is beyond the array's {raid_disks} members");
+                    r.reason = format!("slot {s} is beyond the array's {slot_count} members");
                 } else if is_fresh {
                     fresh[s as usize].push(ci);
                 } else {
@@ -439,7 +481,7 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
 
     // Pick one member per slot among the fresh ones: in sync before rebuilding, not a
     // replacement before a replacement, then the highest events, then the order given.
-    let mut chosen: Vec<Option<usize>> = vec![None; raid_disks as usize];
+    let mut chosen: Vec<Option<usize>> = vec![None; slot_count as usize];
     for (s, list) in fresh.iter().enumerate() {
         let best = list.iter().copied().min_by_key(|&ci| {
             let i = &cands[ci].info;
@@ -471,21 +513,26 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
     }
 
     // 6. Enough members? With force, fill the gaps with the freshest stale members.
-    let sufficient = |chosen: &[Option<usize>], geo: Option<&Geometry>| -> bool {
+    // The geometries: for a reshape the old one (superblock layout/chunk, old count) and
+    // the new one (reshape fields, raid_disks); otherwise one. RAID0/linear need every
+    // member's size, so they are built after the members are chosen.
+    let (old_info, new_info) = geometry_infos(&reference, old_disks);
+    let probe = |info: &MemberInfo| {
+        (level == Level::Raid10)
+            .then(|| build_geometry(info, level, &[]).ok())
+            .flatten()
+    };
+    let (probe_old, probe_new) = (probe(&old_info), probe(&new_info));
+    let sufficient = |chosen: &[Option<usize>]| -> bool {
         let present: Vec<bool> = chosen.iter().map(Option::is_some).collect();
-        enough(level, &present, geo)
+        let upto = |n: u32| &present[..(n as usize).min(present.len())];
+        enough(level, upto(raid_disks), probe_new.as_ref())
+            && enough(level, upto(old_disks), probe_old.as_ref())
     };
-    // Geometry needs per-member sizes for RAID0/linear, which needs every member; build a
-    // probe geometry from the reference for RAID10 copy sets.
-    let probe_geo = if level == Level::Raid10 {
-        build_geometry(&reference, level, &[]).ok()
-    } else {
-        None
-    };
-    if !sufficient(&chosen, probe_geo.as_ref()) && opts.force {
+    if !sufficient(&chosen) && opts.force {
         stale.sort_by_key(|&(ci, _)| std::cmp::Reverse(cands[ci].info.events));
         for &(ci, s) in &stale {
-            if sufficient(&chosen, probe_geo.as_ref()) {
+            if sufficient(&chosen) {
                 break;
             }
             if chosen[s as usize].is_none() {
@@ -503,14 +550,14 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
             }
         }
     }
-    if !sufficient(&chosen, probe_geo.as_ref()) {
+    if !sufficient(&chosen) {
         let missing: Vec<u32> = (0u32..)
             .zip(&chosen)
             .filter(|(_, c)| c.is_none())
             .map(|(i, _)| i)
             .collect();
         let mut msg = format!(
-            "cannot assemble {level} with {raid_disks} members: {} of them missing (slots {})",
+            "cannot assemble {level} with {slot_count} members: {} of them missing (slots {})",
             missing.len(),
             missing
                 .iter()
@@ -537,7 +584,20 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
     } else {
         Vec::new()
     };
-    let geometry = build_geometry(&reference, level, &member_sectors)?;
+    let geometry = build_geometry(&new_info, level, &member_sectors)?;
+    let parts = match &reference.reshape {
+        None => vec![Part {
+            start: 0,
+            end: geometry.array_bytes(),
+            geometry: geometry.clone(),
+            shift: 0,
+            name: "",
+        }],
+        Some(r) => {
+            let old = build_geometry(&old_info, level, &member_sectors)?;
+            reshape_parts(&old, geometry.clone(), r, &mut notes)?
+        }
+    };
 
     // Slot members with their validity windows.
     let mut cand_slots: Vec<Option<Candidate>> = cands.into_iter().map(Some).collect();
@@ -557,10 +617,18 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
         r.slot = Some(s as u32);
         let forced = matches!(r.state, MemberState::Stale { used: true, .. });
         let data_offset = c.info.data_offset.saturating_mul(SECTOR_SIZE);
-        let used_bytes = geometry
-            .member_used_sectors(s as u32)
-            .map_err(Error::from)?
-            .saturating_mul(SECTOR_SIZE);
+        // The furthest byte any geometry reads on this member (relative to data_offset).
+        let mut used_bytes = 0u64;
+        for part in &parts {
+            if (s as u32) < part.geometry.raid_disks() {
+                let u = part
+                    .geometry
+                    .member_used_sectors(s as u32)
+                    .map_err(Error::from)?
+                    .saturating_mul(SECTOR_SIZE);
+                used_bytes = used_bytes.max(u.saturating_add_signed(part.shift));
+            }
+        }
         let mut valid_bytes = u64::MAX;
         if !forced {
             r.state = MemberState::Active;
@@ -629,6 +697,7 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
 
     Ok(Assembly {
         geometry,
+        parts,
         reference,
         reference_report,
         slots,
@@ -637,6 +706,110 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
         dirty_from,
         force: opts.force,
     })
+}
+
+/// The superblock values of the old and the new geometry (the same outside a reshape).
+fn geometry_infos(reference: &MemberInfo, old_disks: u32) -> (MemberInfo, MemberInfo) {
+    let mut old = reference.clone();
+    old.raid_disks = old_disks;
+    let mut new = reference.clone();
+    if let Some(r) = &reference.reshape {
+        new.layout = r.new_layout;
+        new.chunk_bytes = r.new_chunk_bytes;
+    }
+    (old, new)
+}
+
+/// Split the array between the two geometries of a reshape at its checkpoint
+/// (md-format.md §6.2): forwards, sectors below the checkpoint are in the new geometry;
+/// backwards, those at or above it. New-geometry data sits `new_offset` sectors from
+/// `data_offset`.
+fn reshape_parts(
+    old: &Geometry,
+    new: Geometry,
+    r: &md::Reshape,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Part>> {
+    let m = u64::from(old.level().parity_disks());
+    let size = if m > 0 {
+        // raid5_size: per-member sectors rounded to both chunks, times the smaller
+        // number of data disks.
+        let c = u64::from(old.chunk_sectors().max(new.chunk_sectors())).max(1);
+        let d = u64::from(old.raid_disks().min(new.raid_disks())).saturating_sub(m);
+        (old.dev_sectors() / c * c)
+            .checked_mul(d)
+            .and_then(|v| v.checked_mul(SECTOR_SIZE))
+            .ok_or_else(|| Error::Assembly("array size overflows".into()))?
+    } else {
+        old.array_bytes().min(new.array_bytes())
+    };
+    let size = size.min(old.array_bytes()).min(new.array_bytes());
+    let pos = r.position.saturating_mul(SECTOR_SIZE).min(size);
+    let shift = r
+        .new_offset
+        .checked_mul(SECTOR_SIZE as i64)
+        .ok_or_else(|| Error::Assembly("new_offset overflows".into()))?;
+    notes.push(format!(
+        "reshape in progress: {} -> {} members, {}; checkpoint at array sector {} ({:.1}% \
+         done); bytes {} the checkpoint are read in the new geometry (data offset {:+} \
+         sectors), the rest in the old one",
+        old.raid_disks(),
+        new.raid_disks(),
+        if r.backwards { "backwards" } else { "forwards" },
+        r.position,
+        if size == 0 {
+            0.0
+        } else {
+            pos as f64 * 100.0 / size as f64
+        },
+        if r.backwards { "at or above" } else { "below" },
+        r.new_offset
+    ));
+    // The kernel's "too early for auto-recovery" test (§6.3): a checkpoint inside the
+    // critical section, where new stripes overwrite old data that is still needed.
+    let c_new = u64::from(new.chunk_sectors());
+    let c_old = u64::from(old.chunk_sectors());
+    let d_new = u64::from(new.data_disks().unwrap_or(1)).max(1);
+    let d_old = u64::from(old.data_disks().unwrap_or(1)).max(1);
+    if m > 0 && c_new > 0 && c_old > 0 {
+        let new_dev = i128::from(r.position / (c_new * d_new) * c_new);
+        let old_dev = i128::from(r.position / (c_old * d_old) * c_old);
+        let diff = i128::from(r.new_offset);
+        let critical = if r.backwards {
+            new_dev + diff <= old_dev
+        } else {
+            new_dev >= old_dev - diff
+        };
+        if critical {
+            notes.push(
+                "the checkpoint lies in the reshape's critical section (the kernel would refuse \
+                 to resume without mdadm's backup): the stripes around it are judged by parity"
+                    .into(),
+            );
+        }
+    }
+    let old_part = |start, end| Part {
+        start,
+        end,
+        geometry: old.clone(),
+        shift: 0,
+        name: "old",
+    };
+    let new_part = |start, end, g: Geometry| Part {
+        start,
+        end,
+        geometry: g,
+        shift,
+        name: "new",
+    };
+    let parts = if r.backwards {
+        vec![old_part(0, pos), new_part(pos, size, new)]
+    } else {
+        vec![new_part(0, pos, new), old_part(pos, size)]
+    };
+    // Both parts stay, even an empty one: the boundary may still move (see
+    // `ArrayReader::decide_reshape_boundary`).
+    Ok(parts)
 }
 
 /// The geometry described by the reference superblock.

@@ -65,6 +65,13 @@ class Sb:
     device_uuid: bytes = field(default_factory=lambda: uuidlib.uuid4().bytes)
     name: bytes = b"builder:0"
     ctime: int = 1_700_000_000
+    # Reshape fields (valid with feature bit 4).
+    new_level: int = 0
+    reshape_position: int = 0
+    delta_disks: int = 0
+    new_layout: int = 0
+    new_chunk: int = 0
+    new_offset: int = 0
 
     def pack(self, *, corrupt_checksum: bool = False) -> bytes:
         max_dev = max(128, len(self.roles))
@@ -75,6 +82,17 @@ class Sb:
         struct.pack_into("<Q", b, 64, self.ctime)
         struct.pack_into(
             "<iIQII", b, 72, self.level, self.layout, self.size, self.chunksize, self.raid_disks
+        )
+        struct.pack_into(
+            "<iQiIIi",
+            b,
+            100,
+            self.new_level,
+            self.reshape_position,
+            self.delta_disks,
+            self.new_layout,
+            self.new_chunk,
+            self.new_offset,
         )
         struct.pack_into(
             "<QQQQ",
@@ -350,3 +368,76 @@ def rewrite_superblock(path: Path, sb: Sb, **kw: bool) -> None:
     with path.open("r+b") as f:
         f.seek(sb.super_offset * SECTOR)
         f.write(sb.pack(**kw))
+
+
+def build_reshape(
+    tmp: Path,
+    *,
+    n_old: int,
+    n_new: int,
+    layout: int = 2,
+    chunk_sectors: int = 8,
+    rows: int = 48,
+    moved_bytes: int,
+    checkpoint_bytes: int,
+    seed: int = 3,
+) -> tuple[bytes, list[Path]]:
+    """A RAID5 caught in an in-place grow (no data-offset change, as with a backup file):
+    the whole array in the old geometry, then array bytes ``[0, moved_bytes)`` rewritten
+    in the new geometry at the same place (overwriting old rows), and superblocks whose
+    checkpoint says ``checkpoint_bytes`` (the kernel may have moved more than it
+    recorded)."""
+    rng = random.Random(seed)
+    c = chunk_sectors
+    cb = c * SECTOR
+    d_min = min(n_old, n_new) - 1
+    content = rng.randbytes(rows * cb * d_min)
+    n = max(n_old, n_new)
+    dev = [bytearray(rows * cb) for _ in range(n)]
+
+    def lay(nd: int, limit: int) -> None:
+        dd = nd - 1
+        for st in range(rows):
+            if st * dd * cb >= limit:
+                break
+            blocks = []
+            for d in range(dd):
+                a = (st * dd + d) * cb
+                blk = content[a : a + cb] if a < limit else b""
+                blocks.append(blk.ljust(cb, b"\0"))
+            p, data = raid5_roles(5, layout, nd, st)
+            dev[p][st * cb : (st + 1) * cb] = reference.xor_blocks(blocks, cb)
+            for d in range(dd):
+                dev[data[d]][st * cb : (st + 1) * cb] = blocks[d]
+
+    lay(n_old, len(content))
+    lay(n_new, moved_bytes)
+    set_uuid = rng.randbytes(16)
+    paths = []
+    for m in range(n):
+        sb = Sb(
+            set_uuid=set_uuid,
+            level=5,
+            layout=layout,
+            size=rows * c,
+            chunksize=c,
+            raid_disks=n_new,
+            data_offset=16,
+            data_size=rows * c,
+            super_offset=8,
+            dev_number=m,
+            roles=list(range(n)),
+            feature_map=4,
+            new_level=5,
+            reshape_position=checkpoint_bytes // SECTOR,
+            delta_disks=n_new - n_old,
+            new_layout=layout,
+            new_chunk=c,
+        )
+        img = bytearray((16 + rows * c) * SECTOR)
+        img[16 * SECTOR :] = dev[m]
+        img[8 * SECTOR : 8 * SECTOR + 4096] = sb.pack()
+        path = tmp / f"r{m}.img"
+        path.write_bytes(bytes(img))
+        paths.append(path)
+    return content, paths

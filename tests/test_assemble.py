@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import fastraid
 import pytest
-from _md_build import Built, build, rewrite_superblock
+from _md_build import Built, build, build_reshape, rewrite_superblock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,9 +32,7 @@ if TYPE_CHECKING:
 
 FIXTURES = Path(__file__).parent / "fixtures" / "md"
 GROW = "raid5-grow-3to4-interrupted"
-NAMES = sorted(
-    p.name for p in FIXTURES.iterdir() if (p / "manifest.json").is_file() and p.name != GROW
-)
+NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "manifest.json").is_file())
 
 
 def digest(paths: list[Path] | list[str], length: int, *, force: bool = False) -> str:
@@ -117,12 +115,65 @@ def test_raid6_fixture_too_many_missing(md_images: Callable[[str], MdImages]) ->
         fastraid.open([str(p) for p in img.members[3:]], readonly=True)
 
 
-def test_interrupted_grow_is_refused_clearly(md_images: Callable[[str], MdImages]) -> None:
+def test_interrupted_grow_two_geometries(md_images: Callable[[str], MdImages]) -> None:
+    """The kernel-made 3->4 grow cut mid-reshape: below the checkpoint the new geometry
+    (4 members, data offset moved by new_offset), above it the old one."""
     img = md_images(GROW)
-    with pytest.raises(fastraid.NotSupportedError, match="reshape is in progress"):
-        fastraid.open([str(p) for p in img.members], readonly=True)
+    with fastraid.open([str(p) for p in img.members], readonly=True) as a:
+        d = a.detail()
+        assert d["reshape"]["delta_disks"] == 1 and not d["reshape"]["backwards"]
+        assert [p["geometry"] for p in d["parts"]] == ["new", "old"]
+        assert [p["raid_devices"] for p in d["parts"]] == [4, 3]
+        assert d["parts"][0]["end"] == d["reshape"]["position"] * 512
+        assert d["parts"][0]["data_offset_shift"] == d["reshape"]["new_offset"] * 512
+        assert any("reshape in progress" in n for n in d["notes"])
     sbs = fastraid.examine(img.members[0])
     assert sbs[0]["reshape"]["delta_disks"] == 1
+
+
+K = 1024
+
+
+@pytest.mark.parametrize(
+    ("checkpoint", "moved"), [(24 * K, 24 * K), (24 * K, 240 * K), (0, 240 * K), (216 * K, 240 * K)]
+)
+def test_reshape_boundary_decided_by_parity(tmp_path: Path, checkpoint: int, moved: int) -> None:
+    """An in-place grow whose kernel moved more stripes than its checkpoint says: the old
+    rows those stripes overwrote fail parity in the old geometry and pass in the new one,
+    so the boundary moves past the checkpoint and every byte comes back."""
+    content, paths = build_reshape(
+        tmp_path, n_old=3, n_new=4, moved_bytes=moved, checkpoint_bytes=checkpoint
+    )
+    with fastraid.open([str(p) for p in reversed(paths)], readonly=True) as a:
+        assert a.read(0, a.size) == content
+        notes = " ".join(a.detail()["notes"])
+        if moved - checkpoint > 24 * K:
+            assert "decided by parity" in notes
+        assert a.trust_totals()["uncertain"] == 0
+    # Degraded, parity cannot judge: the checkpoint is trusted (exact when it is right).
+    if checkpoint == moved:
+        for drop in range(4):
+            kept = [str(p) for i, p in enumerate(paths) if i != drop]
+            with fastraid.open(kept, readonly=True) as a:
+                assert a.read(0, a.size) == content
+
+
+def test_reshape_undecidable_unit_is_uncertain(tmp_path: Path) -> None:
+    content, paths = build_reshape(
+        tmp_path, n_old=3, n_new=4, moved_bytes=240 * K, checkpoint_bytes=24 * K
+    )
+    # Damage the row just past the checkpoint on the new member: that unit is now
+    # inconsistent in both geometries.
+    data = bytearray(paths[3].read_bytes())
+    row = (24 * K) // (3 * 4096)
+    off = (16 + row * 8) * 512
+    data[off : off + 16] = bytes(16)
+    paths[3].write_bytes(bytes(data))
+    with fastraid.open([str(p) for p in paths], readonly=True) as a:
+        a.read(0, a.size, strict=False)
+        kinds = {r["kind"] for r in a.trust_map()}
+        assert "uncertain" in kinds
+        assert any("undecided" in n for n in a.detail()["notes"])
 
 
 def test_examine_fixture(md_images: Callable[[str], MdImages]) -> None:

@@ -211,7 +211,26 @@ def _cmd_detail(args: argparse.Namespace) -> int:
         ("UUID", d["uuid"]),
         ("Events", d["events"]),
     ]
+    reshape = d.get("reshape")
+    if reshape:
+        old = d["raid_devices"] - reshape["delta_disks"]
+        pct = 100.0 * reshape["position"] * 512 / d["size"] if d["size"] else 0.0
+        rows += [
+            ("Reshape Status", f"{pct:.0f}% complete (interrupted)"),
+            ("Reshape pos'n", f"{reshape['position']} sectors"),
+            ("Delta Devices", f"{reshape['delta_disks']}, ({old}->{d['raid_devices']})"),
+            ("Direction", "backwards" if reshape["backwards"] else "forwards"),
+        ]
     _block(rows, sys.stdout)
+    if reshape:
+        print()
+        for p in d["parts"]:
+            layout = f" {p['layout']}" if p["layout"] else ""
+            print(
+                f"   bytes {p['start']}..{p['end']}: {p['geometry']} geometry, "
+                f"{p['raid_devices']} members{layout}, chunk {_chunk(p['chunk'])}, "
+                f"data offset {p['data_offset_shift'] // 512:+d} sectors"
+            )
     print()
     print(f"   {'Slot':>4}  {'State':<11} {'Events':>8}  Path")
     for m in sorted(d["members"], key=lambda m: (m["slot"] is None, m["slot"] or 0)):

@@ -315,7 +315,7 @@ fn detail_dict<'py>(py: Python<'py>, r: &ArrayReader) -> PyResult<Bound<'py, PyD
     d.set_item("layout_number", g.layout().md_number())?;
     d.set_item("chunk", u64::from(g.chunk_sectors()) * 512)?;
     d.set_item("raid_devices", g.raid_disks())?;
-    d.set_item("size", g.array_bytes())?;
+    d.set_item("size", a.size())?;
     d.set_item("dev_size", g.dev_sectors() * 512)?;
     d.set_item("metadata", i.version.version())?;
     d.set_item("uuid", md::format_uuid(&i.array_uuid))?;
@@ -361,6 +361,32 @@ fn detail_dict<'py>(py: Python<'py>, r: &ArrayReader) -> PyResult<Bound<'py, PyD
     }
     d.set_item("members", members)?;
     d.set_item("notes", &a.notes)?;
+    let parts = PyList::empty(py);
+    for p in &a.parts {
+        let pd = PyDict::new(py);
+        pd.set_item("start", p.start)?;
+        pd.set_item("end", p.end)?;
+        pd.set_item("geometry", p.name)?;
+        pd.set_item("raid_devices", p.geometry.raid_disks())?;
+        pd.set_item("layout", layout_name(p.geometry.layout()))?;
+        pd.set_item("chunk", u64::from(p.geometry.chunk_sectors()) * 512)?;
+        pd.set_item("data_offset_shift", p.shift)?;
+        parts.append(pd)?;
+    }
+    d.set_item("parts", parts)?;
+    match &i.reshape {
+        None => d.set_item("reshape", py.None())?,
+        Some(r) => {
+            let rd = PyDict::new(py);
+            rd.set_item("position", r.position)?;
+            rd.set_item("delta_disks", r.delta_disks)?;
+            rd.set_item("new_layout", r.new_layout)?;
+            rd.set_item("new_chunk", r.new_chunk_bytes)?;
+            rd.set_item("new_offset", r.new_offset)?;
+            rd.set_item("backwards", r.backwards)?;
+            d.set_item("reshape", rd)?;
+        }
+    }
     Ok(d)
 }
 
