@@ -32,7 +32,7 @@ SECTOR = 512
 def v1_checksum(sb: bytes) -> int:
     """Section 2.1: sum of little-endian u32 words (csum field as 0), folded to 32 bits."""
     max_dev = struct.unpack_from("<I", sb, 220)[0]
-    n = 256 + 2 * max_dev
+    n = min(256 + 2 * max_dev, len(sb))  # (a fuzzed max_dev may point past the block)
     raw = bytearray(sb[:n])
     raw[216:220] = b"\0\0\0\0"
     total = 0
@@ -72,6 +72,10 @@ class Sb:
     new_layout: int = 0
     new_chunk: int = 0
     new_offset: int = 0
+    # Bad-block log (valid with feature bit 8): shift, size in sectors, signed offset.
+    bblog_shift: int = 0
+    bblog_size: int = 0
+    bblog_offset: int = 0
 
     def pack(self, *, corrupt_checksum: bool = False) -> bytes:
         max_dev = max(128, len(self.roles))
@@ -105,6 +109,7 @@ class Sb:
         )
         struct.pack_into("<I", b, 160, self.dev_number)
         b[168:184] = self.device_uuid
+        struct.pack_into("<BHi", b, 185, self.bblog_shift, self.bblog_size, self.bblog_offset)
         struct.pack_into("<QQQ", b, 192, self.ctime, self.events, self.resync_offset)
         struct.pack_into("<I", b, 220, max_dev)
         roles = self.roles + [0xFFFF] * (max_dev - len(self.roles))

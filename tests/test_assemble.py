@@ -356,6 +356,27 @@ def test_recovery_offset_partial_member(tmp_path: Path) -> None:
                 assert got[s] == b.content[s]
 
 
+def test_bad_block_log_ranges_are_rebuilt(tmp_path: Path) -> None:
+    """Sectors listed in a member's bad-block log are read from the other members."""
+    b = build(tmp_path, level=5, layout=2, n=4, chunks_per_member=16)
+    sb = b.sbs[1]
+    sb.feature_map |= 8
+    sb.bblog_size, sb.bblog_offset, sb.bblog_shift = 1, 4, 0  # log at sector 12
+    bad = [(sb.data_offset + 8 * 3 + 2, 5), (sb.data_offset + 8 * 9, 16)]  # absolute sectors
+    rewrite_superblock(b.members[1], sb)  # (writes 4 KiB: the log goes in after it)
+    data = bytearray(b.members[1].read_bytes())
+    log = b"".join(((s << 10) | n).to_bytes(8, "little") for s, n in bad)
+    log += b"\xff" * 8
+    data[12 * 512 : 12 * 512 + len(log)] = log
+    for s, n in bad:  # the bad sectors hold garbage
+        data[s * 512 : (s + n) * 512] = b"\xab" * (n * 512)
+    b.members[1].write_bytes(bytes(data))
+    with fastraid.open([str(p) for p in b.members], readonly=True) as a:
+        assert a.read(0, a.size) == b.content
+        assert a.trust_totals()["rebuilt"] > 0
+        assert any("bad-block" in n for n in a.detail()["notes"])
+
+
 def test_stale_member_needs_force(tmp_path: Path) -> None:
     b = build(tmp_path, level=5, layout=2, n=3)
     # Member 1 fell out long ago; member 2 is missing now.
@@ -453,27 +474,76 @@ def test_bad_inputs_are_clear_errors_and_leave_members_unchanged(tmp_path: Path)
     assert file_hashes(every) == before
 
 
-def test_fuzzed_superblocks_never_crash(tmp_path: Path) -> None:
-    """Random byte flips in a superblock: either a clean assembly or a FastRaidError."""
-    b = build(tmp_path, level=6, layout=2, n=4)
-    orig = b.members[0].read_bytes()
-    rng = random.Random(5)
-    for _ in range(150):
-        data = bytearray(orig)
-        sb = 8 * 512
-        for _ in range(rng.randrange(1, 4)):
-            data[sb + rng.randrange(512)] ^= 1 << rng.randrange(8)
-        # Half of the time fix the checksum so that the fields themselves are tested.
-        if rng.random() < 0.5:
-            from _md_build import v1_checksum
+#: v1 fields worth fuzzing: (offset, struct format, interesting values or None for random).
+FUZZ_FIELDS: list[tuple[int, str, list[int] | None]] = [
+    (72, "<i", [-4, -1, 0, 1, 4, 5, 6, 10, 7]),
+    (76, "<I", None),
+    (80, "<Q", None),
+    (88, "<I", [0, 1, 7, 8, 16, 1 << 20, 1 << 31]),
+    (92, "<I", [0, 1, 2, 3, 4, 5, 100, 1920, 1921, 0xFFFFFFFF]),
+    (104, "<Q", None),
+    (112, "<i", [-3, -1, 0, 1, 2, 100]),
+    (116, "<I", None),
+    (120, "<I", [0, 8, 16, 1 << 30]),
+    (124, "<i", [-384, 0, 384, -(1 << 30)]),
+    (128, "<Q", None),
+    (136, "<Q", None),
+    (152, "<Q", None),
+    (160, "<I", [0, 1, 2, 3, 200]),
+    (8, "<I", [0, 2, 4, 8, 0x44, 0x40, 0x1000, 0x24, 0x12]),
+    (256, "<H", [0, 1, 2, 3, 0xFFFF, 0xFFFE, 0xFFFD, 0xFF00]),
+    (186, "<H", None),
+    (188, "<i", None),
+    (200, "<Q", None),
+    (208, "<Q", None),
+]
 
-            raw = bytes(data[sb : sb + 4096])
-            data[sb + 216 : sb + 220] = v1_checksum(raw).to_bytes(4, "little")
-        b.members[0].write_bytes(bytes(data))
+
+@pytest.mark.parametrize(
+    ("level", "layout", "n"), [(5, 2, 4), (6, 0, 5), (10, 0x201, 4), (0, 1, 3)]
+)
+def test_fuzzed_superblocks_never_crash(tmp_path: Path, level: int, layout: int, n: int) -> None:
+    """Superblock fields set to odd values (checksum fixed, so the fields themselves are
+    judged) and random bit flips: a clean assembly or a FastRaidError, never a panic
+    (InternalError) and never a write."""
+    import struct
+
+    from _md_build import v1_checksum
+
+    b = build(tmp_path, level=level, layout=layout, n=n)
+    origs = [p.read_bytes() for p in b.members]
+    rng = random.Random(level * 100 + n)
+    for _ in range(120):
+        for k in rng.sample(range(n), rng.randrange(1, n + 1)):
+            data = bytearray(origs[k])
+            sb = b.sbs[k].super_offset * 512
+            for _ in range(rng.randrange(1, 4)):
+                if rng.random() < 0.2:
+                    data[sb + rng.randrange(512)] ^= 1 << rng.randrange(8)
+                    continue
+                off, fmt, choices = rng.choice(FUZZ_FIELDS)
+                size = struct.calcsize(fmt)
+                if choices and rng.random() < 0.8:
+                    v = rng.choice(choices)
+                else:
+                    v = int.from_bytes(rng.randbytes(size), "little")
+                    if fmt[1].islower() and v >= 1 << (8 * size - 1):
+                        v -= 1 << (8 * size)
+                struct.pack_into(fmt, data, sb + off, v)
+            if rng.random() < 0.9:
+                csum = v1_checksum(bytes(data[sb : sb + 4096]))
+                data[sb + 216 : sb + 220] = csum.to_bytes(4, "little")
+            b.members[k].write_bytes(bytes(data))
+        written = [p.read_bytes() for p in b.members]
         try:
-            with fastraid.open([str(p) for p in b.members], readonly=True) as a:
-                a.read(0, a.size, strict=False)
+            with fastraid.open([str(p) for p in b.members], readonly=True, force=True) as a:
+                a.read(0, min(a.size, 1 << 20), strict=False)
+                a.read(max(0, a.size - 4096), 4096, strict=False)
                 json.dumps(a.detail())
+        except fastraid.InternalError:
+            raise
         except fastraid.FastRaidError:
             pass
-    b.members[0].write_bytes(orig)
+        assert [p.read_bytes() for p in b.members] == written
+        for p, o in zip(b.members, origs, strict=True):
+            p.write_bytes(o)
