@@ -9,6 +9,8 @@
 //!   6 incl. DDF and the `-6` layouts, 10 near/far/offset, linear), both directions.
 //! - [`md`]: md superblocks (0.90 in both byte orders, 1.0/1.1/1.2): parse, checksum,
 //!   serialise, probe.
+//! - [`scrub`]: check and repair of md arrays (md's mismatch_cnt, exact ranges, the
+//!   RAID-6 member at fault), resumable.
 //! - `py` (feature `python`): the PyO3 bindings, `fastraid._core`.
 
 pub mod array;
@@ -22,6 +24,7 @@ pub mod layout;
 pub mod md;
 pub mod parity;
 pub mod resync;
+pub mod scrub;
 
 #[cfg(feature = "python")]
 mod py;
