@@ -32,6 +32,7 @@ from ._errors import (
 )
 from .array import Array, Volume, examine, open
 from .create import create, plan_create
+from .scrub import ScrubResult, check, repair
 
 __all__ = [
     "Array",
@@ -45,9 +46,11 @@ __all__ = [
     "MemberInUseError",
     "NotAnArrayError",
     "NotSupportedError",
+    "ScrubResult",
     "TooManyFailuresError",
     "Volume",
     "__version__",
+    "check",
     "create",
     "examine",
     "kernels",
@@ -56,6 +59,7 @@ __all__ = [
     "pq_check",
     "pq_gen",
     "recover",
+    "repair",
     "xor_check",
     "xor_gen",
 ]

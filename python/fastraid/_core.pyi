@@ -88,3 +88,21 @@ def plan_create(
     force: bool = False,
     metadata: str = "1.2",
 ) -> CreatePlan: ...
+
+def scrub(
+    members: Sequence[str | PathLike[str]],
+    *,
+    repair: bool = False,
+    prefer: int | None = None,
+    unresolved: str | None = None,
+    checkpoint: str | PathLike[str] | bool | None = None,
+    resume: bool = False,
+    checkpoint_interval: float = 5.0,
+    speed_limit: int | None = None,
+    batch_bytes: int = 4194304,
+    max_findings: int = 100000,
+    max_ranges: int = 1024,
+    force: bool = False,
+    kernel: str | None = None,
+    progress: Callable[[int, int, float], object] | None = None,
+) -> dict[str, Any]: ...

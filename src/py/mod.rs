@@ -5,6 +5,7 @@ mod array;
 mod buffers;
 mod create;
 mod errors;
+mod scrub;
 
 use crate::kernels::Kernel;
 use crate::parity::{self, Options};
@@ -295,5 +296,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(array::examine, m)?)?;
     m.add_class::<create::CreatePlan>()?;
     m.add_function(wrap_pyfunction!(create::plan_create, m)?)?;
+    m.add_function(wrap_pyfunction!(scrub::scrub_members, m)?)?;
     Ok(())
 }
