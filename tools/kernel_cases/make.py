@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""Make the kernel-written md test cases of ``tests/fixtures/kernel/`` with the real
+Linux md driver and mdadm (``../shared/tools/kernel-md/kernel-md run``).
+
+Each case boots a VM, creates an array on sparse member images, fills it with the
+public fixtures' pattern (``kernel-md pattern``, named after the case) or an ext4 file
+system, then either stops it cleanly or starts a reshape (``mdadm --grow``), throttles
+it and cuts the power (sysrq b) at a chosen percentage. The member images are then
+compressed with xz into ``tests/fixtures/kernel/<case>/`` next to a ``manifest.json``
+(geometry before and after, the kernel's on-disk reshape position, expected sha256,
+backup file) and the guest's reports (examine at the cut, md sysfs, detail).
+
+    tools/kernel_cases/make.py --list
+    tools/kernel_cases/make.py raid6-grow-5to6-cut50 raid10-f2-4
+    tools/kernel_cases/make.py --all
+
+Power cuts land where the timing puts them: a re-run gives an equivalent case, not
+byte-identical images. Standard library only (Python 3.10+).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import lzma
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+KERNEL_MD = REPO.parent / "shared/tools/kernel-md/kernel-md"
+OUT = REPO / "tests/fixtures/kernel"
+MiB = 1 << 20
+
+# name -> case. kind: clean | reshape | ext4. vars: the guest script's variables.
+# members: total member images (created sparse, member_mib each); the first N form the
+# array at creation, the others are added before the reshape.
+CASES: dict[str, dict[str, Any]] = {}
+
+
+def _case(name: str, kind: str, members: int, member_mib: int, desc: str, **vars: Any) -> None:
+    CASES[name] = {
+        "kind": kind,
+        "members": members,
+        "member_mib": member_mib,
+        "description": desc,
+        "vars": {k: str(v) for k, v in vars.items()},
+    }
+
+
+for _lay, _n in (("f2", 4), ("o2", 4), ("f2", 5), ("o2", 3)):
+    _case(
+        f"raid10-{_lay}-{_n}",
+        "clean",
+        _n,
+        8,
+        f"RAID-10 {_lay} on {_n} disks, chunk 64 KiB, metadata 1.2, pattern, stopped cleanly",
+        LEVEL=10,
+        N=_n,
+        LAYOUT=_lay,
+        CHUNK=64,
+        META="1.2",
+    )
+for _meta in ("1.0", "1.1"):
+    _case(
+        f"raid5-meta{_meta.replace('.', '')}-4",
+        "clean",
+        4,
+        8,
+        f"RAID-5 left-symmetric on 4 disks, chunk 64 KiB, metadata {_meta}, pattern, "
+        "stopped cleanly",
+        LEVEL=5,
+        N=4,
+        CHUNK=64,
+        META=_meta,
+    )
+for _cut in (15, 50, 85):
+    _case(
+        f"raid6-grow-5to6-cut{_cut}",
+        "reshape",
+        6,
+        16,
+        "RAID-6 on 5 disks, chunk 64 KiB, pattern; 6th disk added, mdadm --grow "
+        f"--raid-devices=6 (data_offset moves, no backup), power cut at {_cut} %",
+        LEVEL=6,
+        N=5,
+        CHUNK=64,
+        META="1.2",
+        ADD="5",
+        GROW="--raid-devices=6",
+        SPEED=300,
+        CUT=_cut,
+    )
+for _cut in (10, 45, 80):
+    _case(
+        f"raid5to6-backup-cut{_cut}",
+        "reshape",
+        5,
+        16,
+        "RAID-5 on 4 disks, chunk 64 KiB, pattern; 5th disk added, mdadm --grow --level=6 "
+        f"--raid-devices=5 --backup-file (on an ext4 disk), power cut at {_cut} %",
+        LEVEL=5,
+        N=4,
+        CHUNK=64,
+        META="1.2",
+        ADD="4",
+        GROW="--level=6 --raid-devices=5",
+        BACKUP=1,
+        SPEED=300,
+        CUT=_cut,
+    )
+for _cut in (20, 60):
+    _case(
+        f"raid5-chunk-64to128-cut{_cut}",
+        "reshape",
+        4,
+        16,
+        "RAID-5 on 4 disks, chunk 64 KiB, pattern; mdadm --grow --chunk=128 (data_offset "
+        f"moves, no backup), power cut at {_cut} %",
+        LEVEL=5,
+        N=4,
+        CHUNK=64,
+        META="1.2",
+        GROW="--chunk=128",
+        SPEED=300,
+        CUT=_cut,
+    )
+_case(
+    "raid5-chunk-64to32-backup-cut40",
+    "reshape",
+    4,
+    16,
+    "RAID-5 on 4 disks, chunk 64 KiB, pattern; mdadm --grow --chunk=32 --backup-file (on an "
+    "ext4 disk), power cut at 40 %",
+    LEVEL=5,
+    N=4,
+    CHUNK=64,
+    META="1.2",
+    GROW="--chunk=32",
+    BACKUP=1,
+    SPEED=300,
+    CUT=40,
+)
+for _cut in (30, 70):
+    _case(
+        f"raid5-layout-backwards-cut{_cut}",
+        "reshape",
+        4,
+        16,
+        "RAID-5 on 4 disks using 12 MiB of each 16 MiB (room after the data), chunk 64 KiB, "
+        "pattern; mdadm --grow --layout=right-asymmetric (data_offset moves up: a backwards "
+        f"reshape), power cut at {_cut} %",
+        LEVEL=5,
+        N=4,
+        CHUNK=64,
+        META="1.2",
+        SIZE_KIB=12288,
+        GROW="--layout=right-asymmetric",
+        SPEED=300,
+        CUT=_cut,
+    )
+for _cut in (30, 70):
+    _case(
+        f"raid5-shrink-5to4-cut{_cut}",
+        "reshape",
+        5,
+        16,
+        "RAID-5 on 5 disks using 12 MiB of each 16 MiB, chunk 64 KiB, pattern; --array-size "
+        "cut to 4 disks' worth, mdadm --grow --raid-devices=4 (backwards; a backup file on an "
+        f"ext4 disk only if mdadm cannot move data_offset), power cut at {_cut} %",
+        LEVEL=5,
+        N=5,
+        CHUNK=64,
+        META="1.2",
+        SIZE_KIB=12288,
+        SHRINK_TO=4,
+        GROW="--raid-devices=4",
+        BACKUP="auto",
+        SPEED=300,
+        CUT=_cut,
+    )
+_case(
+    "raid5-ext4-4",
+    "ext4",
+    4,
+    16,
+    "RAID-5 on 4 disks, chunk 64 KiB, metadata 1.2, ext4 with four files (pattern slices, "
+    "text), unmounted and stopped cleanly",
+    LEVEL=5,
+    N=4,
+    CHUNK=64,
+    META="1.2",
+)
+_case(
+    "raid5-ext4-grow-4to5-cut40",
+    "ext4",
+    5,
+    16,
+    "RAID-5 on 4 disks, chunk 64 KiB, ext4 with four files, unmounted; 5th disk added, "
+    "mdadm --grow --raid-devices=5, power cut at 40 %",
+    LEVEL=5,
+    N=4,
+    CHUNK=64,
+    META="1.2",
+    ADD="4",
+    GROW="--raid-devices=5",
+    SPEED=300,
+    CUT=40,
+)
+
+
+# ---------------------------------------------------------------- host-side helpers
+
+V1 = struct.Struct("<4I16s32sQiiQIIiiQiiIiQQQQII16sBBHiQQQII")
+
+
+V1_FIELDS = [
+    "magic",
+    "major",
+    "feature_map",
+    "pad0",
+    "set_uuid",
+    "set_name",
+    "ctime",
+    "level",
+    "layout",
+    "size",
+    "chunksize",
+    "raid_disks",
+    "bitmap_offset",
+    "new_level",
+    "reshape_position",
+    "delta_disks",
+    "new_layout",
+    "new_chunk",
+    "new_offset",
+    "data_offset",
+    "data_size",
+    "super_offset",
+    "recovery_offset",
+    "dev_number",
+    "cnt_corrected_read",
+    "device_uuid",
+    "devflags",
+    "bblog_shift",
+    "bblog_size",
+    "bblog_offset",
+    "utime",
+    "events",
+    "resync_offset",
+    "sb_csum",
+    "max_dev",
+]
+
+
+def read_v1_superblock(path: Path) -> dict[str, Any] | None:
+    """The v1 superblock of a member image (1.2 at 4 KiB, 1.1 at 0, 1.0 near the end),
+    decoded from md-format.md section 2 (independent of fastraid)."""
+    size = path.stat().st_size
+    sectors = size // 512
+    with path.open("rb") as f:
+        for minor, sector in (("1.2", 8), ("1.1", 0), ("1.0", (sectors - 16) & ~7)):
+            f.seek(sector * 512)
+            raw = f.read(4096)
+            if len(raw) < 256 or struct.unpack_from("<I", raw)[0] != 0xA92B4EFC:
+                continue
+            v = V1.unpack_from(raw)
+            sb = dict(zip(V1_FIELDS, v, strict=True))
+            if sb["super_offset"] != sector:
+                continue
+            roles = struct.unpack_from(f"<{sb['max_dev']}H", raw, 256)
+            role = roles[sb["dev_number"]] if sb["dev_number"] < len(roles) else 0xFFFF
+            fm = sb["feature_map"]
+            out = {
+                "metadata_version": minor,
+                "super_offset_sectors": sb["super_offset"],
+                "feature_map": hex(fm),
+                "array_uuid": sb["set_uuid"].hex(),
+                "device_uuid": sb["device_uuid"].hex(),
+                "level": sb["level"],
+                "layout": sb["layout"],
+                "chunk_sectors": sb["chunksize"],
+                "raid_disks": sb["raid_disks"],
+                "component_size_sectors": sb["size"],
+                "data_offset_sectors": sb["data_offset"],
+                "data_size_sectors": sb["data_size"],
+                "events": sb["events"],
+                "resync_offset": sb["resync_offset"],
+                "role": role,
+            }
+            if fm & 4:
+                out["reshape"] = {
+                    "reshape_position_sectors": sb["reshape_position"],
+                    "new_level": sb["new_level"],
+                    "delta_disks": sb["delta_disks"],
+                    "new_layout": sb["new_layout"],
+                    "new_chunk_sectors": sb["new_chunk"],
+                    "backwards_flag": bool(fm & 32),
+                    "new_offset_flag": bool(fm & 64),
+                    "new_offset_sectors": sb["new_offset"] if fm & 64 else None,
+                }
+            if fm & 2:
+                out["recovery_offset_sectors"] = sb["recovery_offset"]
+            return out
+    return None
+
+
+def sha256_file(path: Path, length: int | None = None) -> str:
+    h = hashlib.sha256()
+    left = length if length is not None else 1 << 62
+    with path.open("rb") as f:
+        while left > 0:
+            b = f.read(min(left, 1 << 20))
+            if not b:
+                break
+            h.update(b)
+            left -= len(b)
+    return h.hexdigest()
+
+
+def parse_console(text: str) -> tuple[dict[str, str], dict[str, str]]:
+    kv: dict[str, str] = {}
+    sections: dict[str, str] = {}
+    cur: str | None = None
+    buf: list[str] = []
+    for line in text.replace("\r", "").split("\n"):
+        m = re.search(r"@@FX-KV ([^=@]+)=(.*)@@", line)
+        if m:
+            kv[m.group(1)] = m.group(2)
+        m = re.search(r"@@FX-BEGIN (\S+)@@", line)
+        if m:
+            cur, buf = m.group(1), []
+            continue
+        m = re.search(r"@@FX-END (\S+)@@", line)
+        if m and cur is not None:
+            sections[cur] = "\n".join(buf) + "\n"
+            cur = None
+            continue
+        if cur is not None:
+            buf.append(line)
+    return kv, sections
+
+
+def pattern_sha(name: str, length: int) -> str:
+    r = subprocess.run(
+        [str(KERNEL_MD), "pattern", "--name", name, "--bytes", str(length)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return r.stdout.split()[0]
+
+
+def extract_backup(disk: Path, work: Path) -> Path | None:
+    """mdadm's backup file from the ext4 disk it was written to (journal replayed on a
+    copy with e2fsck, then dumped with debugfs)."""
+    copy = work / "bk-copy.img"
+    shutil.copyfile(disk, copy)
+    subprocess.run(["e2fsck", "-fy", str(copy)], capture_output=True)
+    out = work / "md-reshape.backup"
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        ["debugfs", "-R", f"dump /md-reshape.backup {out}", str(copy)],
+        capture_output=True,
+        check=True,
+    )
+    copy.unlink()
+    if not out.is_file() or out.stat().st_size == 0:
+        return None
+    return out
+
+
+def xz(src: Path, dest: Path) -> None:
+    with src.open("rb") as fin, lzma.open(dest, "wb", preset=9) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+
+
+def sysfs_dict(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        if ": " in line:
+            k, v = line.split(": ", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+TOLERATES = {"5": 1, "4": 1, "6": 2, "10": 1, "1": None}
+
+
+def make_case(name: str, work_root: Path, keep: bool) -> dict[str, Any]:
+    case = CASES[name]
+    v = case["vars"]
+    work = work_root / name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    n_total = case["members"]
+    size = case["member_mib"] * MiB
+    script = work / "guest.sh"
+    header = "".join(f"{k}='{val}'\n" for k, val in v.items())
+    script.write_text(
+        f"# case {name}\n"
+        + header
+        + (HERE / "common.sh").read_text()
+        + (HERE / f"{case['kind']}.sh").read_text()
+    )
+    payload = work / "payload.img"
+    subprocess.run(
+        [
+            str(KERNEL_MD),
+            "pattern",
+            "--name",
+            name,
+            "--bytes",
+            str(n_total * size),
+            "--out",
+            str(payload),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    cmd = [
+        str(KERNEL_MD),
+        "run",
+        "--script",
+        str(script),
+        "--snap",
+        f"PAYLOAD={payload}",
+        "--timeout",
+        "900",
+        "--log",
+        str(work / "console.log"),
+    ]
+    for k in range(n_total):
+        cmd += ["--disk", f"M{k}={work / f'member-{k}.img'}:{size}"]
+    if v.get("BACKUP", "0") != "0":
+        cmd += ["--disk", f"BK={work / 'backup-disk.img'}:64M"]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    vm_s = round(time.time() - t0, 1)
+    console = (work / "console.log").read_text(errors="replace")
+    if r.returncode != 0:
+        sys.stderr.write(console[-6000:])
+        raise SystemExit(f"{name}: kernel-md run failed rc={r.returncode}")
+    kv, sections = parse_console(console)
+    cut = "@@FX-CUT@@" in console
+
+    dest = OUT / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for sec in (
+        "examine.txt",
+        "examine-at-cut.txt",
+        "md-sysfs-initial.txt",
+        "md-sysfs.txt",
+        "detail-initial.txt",
+        "detail.txt",
+        "mdstat.txt",
+        "grow.txt",
+        "grow-try.txt",
+    ):
+        if sec in sections:
+            (dest / sec).write_text(sections[sec])
+
+    members = []
+    for k in range(n_total):
+        img = work / f"member-{k}.img"
+        sb = read_v1_superblock(img)
+        xz(img, dest / f"member-{k}.img.xz")
+        members.append(
+            {
+                "file": f"member-{k}.img.xz",
+                "size_bytes": img.stat().st_size,
+                "sha256_uncompressed": sha256_file(img),
+                "superblock": sb,
+            }
+        )
+    sbs = [m["superblock"] for m in members if m["superblock"]]
+    initial = sysfs_dict(sections.get("md-sysfs-initial.txt", ""))
+    manifest: dict[str, Any] = {
+        "scenario": name,
+        "set": "fastraid kernel cases",
+        "description": case["description"],
+        "created_by": {
+            "tool": "tools/kernel_cases/make.py (kernel-md run) with tools/kernel_cases/"
+            f"{case['kind']}.sh",
+            "guest_variables": v,
+            "kernel": kv.get("kernel") or _uname_from(console),
+            "vm_seconds": vm_s,
+        },
+        "members": members,
+        "at_creation": {
+            "level": initial.get("level"),
+            "layout_number": initial.get("layout"),
+            "chunk_bytes": int(initial["chunk_size"]) if "chunk_size" in initial else None,
+            "raid_disks": initial.get("raid_disks"),
+            "component_size_kib": initial.get("component_size"),
+            "metadata_version": v.get("META"),
+            "source": "md sysfs after the initial resync",
+        },
+        "level": "raid" + v["LEVEL"],
+        "tolerates_missing": TOLERATES.get(v["LEVEL"]),
+    }
+    if v["LEVEL"] == "5" and "--level=6" in v.get("GROW", ""):
+        manifest["level"] = "raid6"
+        manifest["tolerates_missing"] = 2
+    if case["kind"] == "ext4":
+        files = []
+        for key, val in sorted(kv.items()):
+            if key.startswith("file."):
+                sha, nbytes = val.split()
+                files.append({"path": "/" + key[5:], "size_bytes": int(nbytes), "sha256": sha})
+        manifest["ext4"] = {
+            "files": files,
+            "note": "made with mkfs.ext4 -b 4096 in the guest, files written through the "
+            "mounted file system, unmounted cleanly before any reshape; the file contents "
+            "are slices of the pattern named after the case (big.bin: bytes [0, 5000000); "
+            "dir/mid.bin: 4 KiB blocks [1000, 1333)), 'fastraid ext4 text line' lines "
+            "and one short line",
+        }
+        manifest["expected"] = {
+            "sha256": kv["md0_sha256"],
+            "length_bytes": int(kv["md0_bytes"]),
+            "source": "the guest read /dev/md0 with O_DIRECT after unmounting",
+        }
+    else:
+        length = int(kv["guest_sha256_len"])
+        if "shrunk_array_bytes" in kv:
+            length = min(length, int(kv["shrunk_array_bytes"]))
+        sha = pattern_sha(name, length)
+        if length == int(kv["guest_sha256_len"]) and sha != kv["guest_sha256"]:
+            raise SystemExit(f"{name}: guest read back {kv['guest_sha256']}, pattern is {sha}")
+        manifest["pattern"] = {
+            "name": name,
+            "generator": "kernel-md pattern (the public fixtures' pattern): array byte "
+            "offset o lies in 4096-byte block i = o // 4096; sector s (0..7) of block i = "
+            "f'fastraid-fixture {name} block {i:012d} sector {s}\\n' then the byte "
+            "(i*7+s) % 251 repeated to 512 bytes",
+            "length_bytes": length,
+            "sha256": sha,
+            "written_bytes": int(kv["guest_sha256_len"]),
+            "guest_sha256_of_written": kv["guest_sha256"],
+        }
+        manifest["expected"] = {
+            "sha256": sha,
+            "length_bytes": length,
+            "source": "pattern",
+        }
+    if cut:
+        at_cut = sysfs_dict(sections.get("md-sysfs.txt", ""))
+        positions = sorted(
+            {s["reshape"]["reshape_position_sectors"] for s in sbs if "reshape" in s}
+        )
+        manifest["state"] = "reshape-interrupted"
+        manifest["reshape"] = {
+            "cut": "sysrq b (emergency_restart: no sync, no md reboot notifier)",
+            "cut_at_percent_requested": int(v["CUT"]),
+            "cut_progress_percent": kv.get("cut_progress"),
+            "in_memory_reshape_position_sectors_at_cut": kv.get("cut_reshape_position"),
+            "on_disk_reshape_position_sectors": positions,
+            "direction_at_cut": at_cut.get("reshape_direction"),
+            "mdadm_grow": v.get("GROW"),
+            "used_backup_file": kv.get("used_backup_file") == "1",
+            "old_geometry": {
+                "level": initial.get("level"),
+                "layout_number": initial.get("layout"),
+                "chunk_bytes": int(initial["chunk_size"]) if "chunk_size" in initial else None,
+                "raid_disks": initial.get("raid_disks"),
+            },
+            "superblock_geometry": {
+                "level": sbs[0]["level"] if sbs else None,
+                "layout": sbs[0]["layout"] if sbs else None,
+                "chunk_bytes": sbs[0]["chunk_sectors"] * 512 if sbs else None,
+                "raid_disks": sbs[0]["raid_disks"] if sbs else None,
+                **(sbs[0].get("reshape", {}) if sbs else {}),
+            },
+            "sysfs_at_cut": at_cut,
+        }
+        if manifest["reshape"]["used_backup_file"]:
+            bk = extract_backup(work / "backup-disk.img", work)
+            if bk is None:
+                manifest["backup_file"] = None
+                manifest["reshape"]["backup_note"] = "the backup file was not found on its disk"
+            else:
+                xz(bk, dest / "md-reshape.backup.xz")
+                manifest["backup_file"] = {
+                    "file": "md-reshape.backup.xz",
+                    "size_bytes": bk.stat().st_size,
+                    "sha256_uncompressed": sha256_file(bk),
+                    "magic": bk.read_bytes()[:16].decode("latin-1"),
+                    "how": "mdadm --grow --backup-file=/backup/md-reshape.backup on an ext4 "
+                    "disk; after the cut the host replayed the journal on a copy (e2fsck -fy) "
+                    "and dumped the file with debugfs",
+                }
+    else:
+        manifest["state"] = "clean"
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if not keep:
+        shutil.rmtree(work)
+    return manifest
+
+
+def _uname_from(console: str) -> str | None:
+    m = re.search(r"Linux version (\S+)", console)
+    return m.group(1) if m else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("cases", nargs="*")
+    ap.add_argument("--all", action="store_true")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument(
+        "--work", default=os.environ.get("TMPDIR", "/var/tmp") + "/fastraid-kernel-cases"
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the raw images and console log")
+    a = ap.parse_args()
+    if a.list:
+        for n, c in CASES.items():
+            print(f"{n:36s} {c['description']}")
+        return 0
+    names = list(CASES) if a.all else a.cases
+    bad = [n for n in names if n not in CASES]
+    if bad:
+        raise SystemExit(f"unknown case(s): {bad}")
+    failed = []
+    for n in names:
+        t0 = time.time()
+        try:
+            m = make_case(n, Path(a.work), a.keep)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - report and go on
+            print(f"FAILED {n}: {e}", flush=True)
+            failed.append(n)
+            continue
+        extra = ""
+        if "reshape" in m:
+            r = m["reshape"]
+            extra = (
+                f" cut {r['cut_progress_percent']}%"
+                f" on-disk R={r['on_disk_reshape_position_sectors']}"
+                f" backup={r['used_backup_file']}"
+            )
+        print(f"made {n} in {time.time() - t0:.0f}s{extra}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+# An array holding the pattern, reshaped with mdadm --grow, power cut mid-way.
+# Extra variables: ADD (member indices to --add first), GROW (mdadm --grow args),
+# SHRINK_TO (new raid-devices: set --array-size first), BACKUP (1: --backup-file on
+# the ext4 disk $BK; auto: only when mdadm cannot move data_offset), SPEED (KiB/s), CUT (percent).
+create_array
+fx_write_pattern
+if [ "${BACKUP:-0}" != 0 ]; then
+    fx_run mkfs.ext4 -q -F $BK
+    fx_run mount -t ext4 $BK /backup
+fi
+for k in ${ADD:-}; do eval "_d=\$M$k"; fx_run mdadm /dev/md0 --add $_d; done
+if [ -n "${SHRINK_TO:-}" ]; then
+    _cs=$(cat /sys/block/md0/md/component_size)
+    _dd=$((SHRINK_TO - 1)); [ "$LEVEL" = 6 ] && _dd=$((SHRINK_TO - 2))
+    fx_run mdadm --grow /dev/md0 --array-size=$((_cs * _dd))
+    fx_kv shrunk_array_bytes "$(blockdev --getsize64 /dev/md0)"
+fi
+fx_slow $SPEED
+if [ "${BACKUP:-0}" = 1 ]; then
+    fx_grow $GROW --backup-file=/backup/md-reshape.backup
+    fx_kv used_backup_file 1
+elif [ "${BACKUP:-0}" = auto ]; then
+    # try moving data_offset first; mdadm asks for a backup file when there is no room
+    fx_section grow-try.txt mdadm --grow /dev/md0 $GROW
+    if [ "$_rc" -eq 0 ]; then
+        fx_kv used_backup_file 0
+        sleep 2
+    else
+        fx_grow $GROW --backup-file=/backup/md-reshape.backup
+        fx_kv used_backup_file 1
+    fi
+else
+    fx_grow $GROW
+    fx_kv used_backup_file 0
+fi
+fx_slow $SPEED
+fx_wait_progress $CUT 900
+fx_report_cut
+fx_power_cut
