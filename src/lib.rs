@@ -5,6 +5,7 @@
 //!   AVX-512) and the run-time choice between them.
 //! - [`parity`]: the operations users call (XOR and P+Q generation, checks, recovery),
 //!   validated and split across threads.
+//! - [`rebuild`]: rebuild or replace one member, checkpointed in md's recovery_offset.
 //! - [`layout`]: md's address mapping for every level and layout (RAID-0 zones, 1, 4, 5,
 //!   6 incl. DDF and the `-6` layouts, 10 near/far/offset, linear), both directions.
 //! - [`md`]: md superblocks (0.90 in both byte orders, 1.0/1.1/1.2): parse, checksum,
@@ -23,6 +24,7 @@ pub mod kernels;
 pub mod layout;
 pub mod md;
 pub mod parity;
+pub mod rebuild;
 pub mod resync;
 pub mod scrub;
 

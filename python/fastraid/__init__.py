@@ -32,7 +32,7 @@ from ._errors import (
 )
 from .array import Array, Volume, examine, open
 from .create import create, plan_create
-from .scrub import ScrubResult, check, repair
+from .rebuild import plan_rebuild, rebuild, replace
 
 __all__ = [
     "Array",
@@ -46,20 +46,20 @@ __all__ = [
     "MemberInUseError",
     "NotAnArrayError",
     "NotSupportedError",
-    "ScrubResult",
     "TooManyFailuresError",
     "Volume",
     "__version__",
-    "check",
     "create",
     "examine",
     "kernels",
     "open",
     "plan_create",
+    "plan_rebuild",
     "pq_check",
     "pq_gen",
+    "rebuild",
     "recover",
-    "repair",
+    "replace",
     "xor_check",
     "xor_gen",
 ]

@@ -89,20 +89,21 @@ def plan_create(
     metadata: str = "1.2",
 ) -> CreatePlan: ...
 
-def scrub(
+@final
+class RebuildPlan:
+    def describe(self) -> dict[str, Any]: ...
+    def execute(
+        self, progress: Callable[[int, int, float], object] | None = None
+    ) -> dict[str, Any]: ...
+
+def plan_rebuild(
     members: Sequence[str | PathLike[str]],
     *,
-    repair: bool = False,
-    prefer: int | None = None,
-    unresolved: str | None = None,
-    checkpoint: str | PathLike[str] | bool | None = None,
-    resume: bool = False,
-    checkpoint_interval: float = 5.0,
-    speed_limit: int | None = None,
-    batch_bytes: int = 4194304,
-    max_findings: int = 100000,
-    max_ranges: int = 1024,
+    slot: int | None = None,
+    new: str | PathLike[str] | None = None,
+    replace: bool = False,
     force: bool = False,
-    kernel: str | None = None,
-    progress: Callable[[int, int, float], object] | None = None,
-) -> dict[str, Any]: ...
+    speed_limit: int | None = None,
+    batch_bytes: int | None = None,
+    checkpoint_bytes: int | None = None,
+) -> RebuildPlan: ...

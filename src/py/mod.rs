@@ -5,7 +5,7 @@ mod array;
 mod buffers;
 mod create;
 mod errors;
-mod scrub;
+mod rebuild;
 
 use crate::kernels::Kernel;
 use crate::parity::{self, Options};
@@ -296,6 +296,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(array::examine, m)?)?;
     m.add_class::<create::CreatePlan>()?;
     m.add_function(wrap_pyfunction!(create::plan_create, m)?)?;
-    m.add_function(wrap_pyfunction!(scrub::scrub_members, m)?)?;
+    m.add_class::<rebuild::RebuildPlan>()?;
+    m.add_function(wrap_pyfunction!(rebuild::plan_rebuild, m)?)?;
     Ok(())
 }
