@@ -318,6 +318,12 @@ impl ArrayReader {
             self.asm.parts[0].end = x;
             self.asm.parts[1].start = x;
         }
+        let backup: Vec<(u64, u64, u64)> = self
+            .asm
+            .backup
+            .as_ref()
+            .map_or(Vec::new(), |b| b.sections.clone());
+        undecided.retain(|&(s, e)| !backup.iter().any(|&(bs, bl, _)| bs <= s && e <= bs + bl));
         for (s, e) in &undecided {
             self.asm.notes.push(format!(
                 "array bytes {s}..{e} are parity-inconsistent in both geometries: undecided, \
@@ -430,9 +436,58 @@ impl ArrayReader {
             )));
         }
         let end = offset + len;
+        // Ranges covered by a reshape backup come from the backup file.
+        let sections = self
+            .asm
+            .backup
+            .as_ref()
+            .map_or(Vec::new(), |b| b.sections.clone());
+        let mut pos = offset;
+        while pos < end {
+            let hit = sections
+                .iter()
+                .find(|&&(s, l, _)| s <= pos && pos < s + l)
+                .copied();
+            match hit {
+                Some((s, l, fo)) => {
+                    let e = (s + l).min(end);
+                    let dst = &mut buf[(pos - offset) as usize..(e - offset) as usize];
+                    if let Some(b) = &self.asm.backup {
+                        b.file.read_exact_at(dst, fo + (pos - s))?;
+                    }
+                    self.trust.record(pos, e - pos, Trust::Clean);
+                    pos = e;
+                }
+                None => {
+                    let next = sections
+                        .iter()
+                        .map(|&(s, _, _)| s)
+                        .filter(|&s| s > pos)
+                        .min()
+                        .unwrap_or(end)
+                        .min(end);
+                    self.read_span(offset, pos, next, buf, strict)?;
+                    pos = next;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Array bytes `[from, to)` from the members into `buf` (which starts at array byte
+    /// `offset`).
+    fn read_span(
+        &mut self,
+        offset: u64,
+        from: u64,
+        to: u64,
+        buf: &mut [u8],
+        strict: bool,
+    ) -> Result<()> {
+        let end = to;
         for k in 0..self.asm.parts.len() {
             let (ps, pe) = (self.asm.parts[k].start, self.asm.parts[k].end);
-            let (s, e) = (offset.max(ps), end.min(pe));
+            let (s, e) = (from.max(ps), end.min(pe));
             if s >= e {
                 continue;
             }
@@ -455,7 +510,7 @@ impl ArrayReader {
             }
         }
         for &(us, ue) in &self.undecided {
-            let (s, e) = (us.max(offset), ue.min(end));
+            let (s, e) = (us.max(from), ue.min(end));
             if s < e {
                 self.trust.record(s, e - s, Trust::Uncertain);
             }

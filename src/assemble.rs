@@ -176,6 +176,17 @@ pub struct Assembly {
     /// start) from which parity may be stale, so data rebuilt there is uncertain.
     pub dirty_from: Option<u64>,
     pub force: bool,
+    /// An mdadm reshape backup whose logical data overrides the members' for its ranges.
+    pub backup: Option<Backup>,
+}
+
+/// A validated mdadm reshape backup file (md-format.md §6.4).
+#[derive(Debug)]
+pub struct Backup {
+    pub path: String,
+    pub file: Member,
+    /// `(array byte start, length, byte offset in the file)` of each section.
+    pub sections: Vec<(u64, u64, u64)>,
 }
 
 impl Assembly {
@@ -257,6 +268,18 @@ struct Candidate {
 
 /// Assemble the array whose members are `paths` (any order). See the module docs.
 pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<Assembly> {
+    assemble_with_backup(paths, opts, None)
+}
+
+/// [`assemble`], with mdadm's reshape backup file: during a reshape its sections (plain
+/// array data) are read instead of the members' for their ranges; outside a reshape, or
+/// when the reshape has moved past them, it is ignored (with a note). A file that is not a
+/// backup of this array is an error.
+pub fn assemble_with_backup<P: AsRef<Path>>(
+    paths: &[P],
+    opts: AssembleOptions,
+    backup_file: Option<&Path>,
+) -> Result<Assembly> {
     if paths.is_empty() {
         return Err(Error::Assembly("no member paths given".into()));
     }
@@ -695,6 +718,10 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
         ));
     }
 
+    let backup = match backup_file {
+        None => None,
+        Some(p) => load_backup(p, &reference, &mut notes)?,
+    };
     Ok(Assembly {
         geometry,
         parts,
@@ -705,7 +732,114 @@ pub fn assemble<P: AsRef<Path>>(paths: &[P], opts: AssembleOptions) -> Result<As
         notes,
         dirty_from,
         force: opts.force,
+        backup,
     })
+}
+
+/// mdadm's backup checksum as md-format.md §6.4 describes it: for each of `len` bytes the
+/// accumulator is shifted left by 3 and the buffer's *first* byte (a C `char`) is added.
+fn backup_csum(buf: &[u8], len: usize) -> u32 {
+    let first = buf.first().map_or(0, |&b| b as i8 as i64 as u64);
+    let mut c = 0u64;
+    for _ in 0..len {
+        c = (c << 3).wrapping_add(first);
+    }
+    c as u32
+}
+
+/// Read and validate a reshape backup file (header at byte 0, `md_backup_data-1/-2`).
+fn load_backup(
+    path: &Path,
+    reference: &MemberInfo,
+    notes: &mut Vec<String>,
+) -> Result<Option<Backup>> {
+    let name = path.display().to_string();
+    let file = Member::open(path)?;
+    let mut h = [0u8; 512];
+    file.read_exact_at(&mut h, 0)?;
+    let bad = |why: &str| Error::Assembly(format!("{name}: not a usable mdadm backup file: {why}"));
+    let v2 = match &h[..16] {
+        b"md_backup_data-1" => false,
+        b"md_backup_data-2" => true,
+        _ => return Err(bad("no md_backup_data-1/-2 magic")),
+    };
+    let u64_at = |o: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&h[o..o + 8]);
+        u64::from_le_bytes(a)
+    };
+    let u32_at = |o: usize| {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&h[o..o + 4]);
+        u32::from_le_bytes(a)
+    };
+    if h[16..32] != reference.array_uuid {
+        return Err(bad(&format!(
+            "it belongs to array {}, not {}",
+            md::format_uuid(&{
+                let mut u = [0u8; 16];
+                u.copy_from_slice(&h[16..32]);
+                u
+            }),
+            md::format_uuid(&reference.array_uuid)
+        )));
+    }
+    if u32_at(64) != backup_csum(&h, 64) || (v2 && u32_at(96) != backup_csum(&h, 96)) {
+        return Err(bad("header checksum mismatch"));
+    }
+    let Some(r) = &reference.reshape else {
+        notes.push(format!(
+            "{name}: no reshape in progress, the backup file is not needed"
+        ));
+        return Ok(None);
+    };
+    let (devstart, arraystart, length) = (u64_at(40), u64_at(48), u64_at(56));
+    let mut raw = vec![(arraystart, length, devstart)];
+    if v2 && u64_at(88) > 0 {
+        raw.push((u64_at(80), u64_at(88), devstart.saturating_add(u64_at(72))));
+    }
+    let mut sections = Vec::new();
+    for (a, l, d) in raw {
+        let (Some(start), Some(len), Some(off)) = (
+            a.checked_mul(SECTOR_SIZE),
+            l.checked_mul(SECTOR_SIZE),
+            d.checked_mul(SECTOR_SIZE),
+        ) else {
+            return Err(bad("section offsets overflow"));
+        };
+        if off.checked_add(len).is_none_or(|e| e > file.len()) {
+            return Err(bad("the file is shorter than its sections"));
+        }
+        if len > 0 {
+            sections.push((start, len, off));
+        }
+    }
+    // mdadm restores a backup only if it covers data at or past the checkpoint
+    // (forwards) / before it (backwards); otherwise the reshape has moved on.
+    let covers = if r.backwards {
+        arraystart < r.position
+    } else {
+        arraystart.saturating_add(length) >= r.position
+    };
+    if !covers || sections.is_empty() {
+        notes.push(format!(
+            "{name}: the backup (array sectors {arraystart}+{length}) is behind the reshape \
+             checkpoint {}: ignored",
+            r.position
+        ));
+        return Ok(None);
+    }
+    for (s, l, _) in &sections {
+        notes.push(format!(
+            "{name}: array bytes {s}..{} are read from the reshape backup",
+            s + l
+        ));
+    }
+    Ok(Some(Backup {
+        path: name,
+        file,
+        sections,
+    }))
 }
 
 /// The superblock values of the old and the new geometry (the same outside a reshape).

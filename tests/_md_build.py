@@ -446,3 +446,32 @@ def build_reshape(
         path.write_bytes(bytes(img))
         paths.append(path)
     return content, paths
+
+
+def backup_csum(buf: bytes, length: int) -> int:
+    """mdadm's backup checksum as md-format.md section 6.4 describes it: shift left by 3
+    and add the buffer's first byte, ``length`` times (kept to 32 bits)."""
+    c = 0
+    for _ in range(length):
+        c = ((c << 3) + buf[0]) & 0xFFFFFFFFFFFFFFFF
+    return c & 0xFFFFFFFF
+
+
+def write_backup(
+    path: Path,
+    set_uuid: bytes,
+    data: bytes,
+    arraystart_bytes: int,
+    *,
+    magic: bytes = b"md_backup_data-1",
+) -> None:
+    """An mdadm reshape backup file: 512-byte header at 0, the section's array data from
+    byte 4096 (``devstart`` 8 sectors)."""
+    h = bytearray(512)
+    h[0:16] = magic
+    h[16:32] = set_uuid
+    struct.pack_into(
+        "<QQQQ", h, 32, 1_700_000_000, 8, arraystart_bytes // SECTOR, len(data) // SECTOR
+    )
+    struct.pack_into("<I", h, 64, backup_csum(bytes(h), 64))
+    path.write_bytes(bytes(h).ljust(4096, b"\0") + data)

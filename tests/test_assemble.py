@@ -176,6 +176,42 @@ def test_reshape_undecidable_unit_is_uncertain(tmp_path: Path) -> None:
         assert any("undecided" in n for n in a.detail()["notes"])
 
 
+def test_reshape_backup_file_overlays_its_range(tmp_path: Path) -> None:
+    """A unit inconsistent in both geometries is uncertain without mdadm's backup and
+    exact with it; a backup of another array, or not a backup at all, is refused."""
+    from _md_build import write_backup
+
+    content, paths = build_reshape(
+        tmp_path, n_old=3, n_new=4, moved_bytes=48 * K, checkpoint_bytes=0
+    )
+    for row in (4, 6):  # member 0: new row 4 and old row 6 (both in array bytes 48K..72K)
+        data = bytearray(paths[0].read_bytes())
+        off = (16 + row * 8) * 512
+        data[off : off + 64] = b"\x5a" * 64
+        paths[0].write_bytes(bytes(data))
+    members = [str(p) for p in paths]
+    with fastraid.open(members, readonly=True) as a:
+        got = a.read(0, a.size, strict=False)
+        uncertain = [r for r in a.trust_map() if r["kind"] == "uncertain"]
+        assert uncertain and uncertain[0]["offset"] == 48 * K
+        assert got[: 48 * K] == content[: 48 * K] and got[72 * K :] == content[72 * K :]
+        uuid = bytes.fromhex(a.detail()["uuid"].replace(":", ""))
+    before = file_hashes(paths)
+    backup = tmp_path / "backup"
+    write_backup(backup, uuid, content[: 96 * K], 0)
+    with fastraid.open(members, readonly=True, backup_file=backup) as a:
+        assert a.read(0, a.size) == content
+        assert a.trust_totals()["uncertain"] == 0
+        assert a.detail()["backup_file"] == str(backup)
+    write_backup(backup, bytes(16), content[: 96 * K], 0)
+    with pytest.raises(fastraid.AssemblyError, match="belongs to array"):
+        fastraid.open(members, readonly=True, backup_file=backup)
+    write_backup(backup, uuid, content[: 96 * K], 0, magic=b"not-a-backup-xxx")
+    with pytest.raises(fastraid.AssemblyError, match="magic"):
+        fastraid.open(members, readonly=True, backup_file=backup)
+    assert file_hashes(paths) == before
+
+
 def test_examine_fixture(md_images: Callable[[str], MdImages]) -> None:
     img = md_images("raid5-v090-3")
     (sb,) = fastraid.examine(img.members[0])

@@ -192,3 +192,18 @@ def test_console_script_runs(md_images: Callable[[str], MdImages], tmp_path: Pat
     )
     assert r.returncode == 0, r.stderr
     assert "clean" in r.stdout
+
+
+def test_backup_file_option(
+    md_images: Callable[[str], MdImages], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    img = md_images(GROW)
+    members = [str(p) for p in img.members]
+    junk = tmp_path / "junk.bak"
+    junk.write_bytes(b"\0" * 8192)
+    assert cli.main(["detail", *members, "--backup-file", str(junk)]) == 2
+    assert "not a usable mdadm backup file" in capsys.readouterr().err
+    out = tmp_path / "o.img"
+    args = ["export", *members, "-o", str(out), "--backup-file", str(junk), "--quiet"]
+    assert cli.main(args) == 2
+    assert not out.exists()

@@ -213,20 +213,23 @@ def open(
     :param readonly: must be True for now (writing is not implemented yet).
     :param force: use stale members (event count more than one behind) where the array
         cannot run without them, like ``mdadm --assemble --force``; their data may be old.
-    :param backup_file: mdadm's reshape backup file; accepted for interface compatibility
-        (reshape recovery is not implemented yet, and arrays not in a reshape ignore it).
+    :param backup_file: mdadm's reshape backup file (``md_backup_data-1/-2``): during a
+        reshape, the array ranges it holds are read from it (the critical section mdadm
+        saved); ignored, with a note in :meth:`Array.detail`, when no reshape is in progress
+        or the reshape has moved past it. A file that is not a backup of this array raises
+        :class:`AssemblyError`.
     :raises AssemblyError: the members do not make a usable array (the message says why).
     :raises NotAnArrayError: no member holds a usable md superblock.
     :raises MemberError: a member cannot be read.
-    :raises NotSupportedError: ``readonly=False``, or a reshape in progress.
+    :raises NotSupportedError: ``readonly=False``.
     """
     if not readonly:
         raise NotSupportedError("writing is not implemented yet: open the array with readonly=True")
     if isinstance(members, str | bytes | os.PathLike):
         raise InvalidArgumentError("members: expected a list of paths, got a single path")
     paths = [os.fspath(m) for m in members]
-    _ = backup_file
-    return Array(_core.RaidArray(paths, force=force))
+    backup = None if backup_file is None else os.fspath(backup_file)
+    return Array(_core.RaidArray(paths, force=force, backup_file=backup))
 
 
 def examine(path: StrPath) -> list[dict[str, Any]]:

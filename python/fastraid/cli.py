@@ -180,7 +180,9 @@ def _cmd_examine(args: argparse.Namespace) -> int:
 def _cmd_detail(args: argparse.Namespace) -> int:
     from .array import open as open_array
 
-    with open_array(args.members, readonly=True, force=args.force) as array:
+    with open_array(
+        args.members, readonly=True, force=args.force, backup_file=args.backup_file
+    ) as array:
         d = array.detail()
     if args.json:
         print(json.dumps({"output_version": 1, **d}, indent=2))
@@ -368,7 +370,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             )
     is_block = image.exists() and image.is_block_device()
 
-    with open_array(args.members, readonly=True, force=args.force) as array:
+    with open_array(
+        args.members, readonly=True, force=args.force, backup_file=args.backup_file
+    ) as array:
         d = array.detail()
         size = array.size
         identity = {"uuid": d["uuid"], "size": size, "events": d["events"]}
@@ -535,12 +539,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("members", nargs="+", metavar="MEMBER")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--force", action="store_true", help="use stale members where needed")
+    p.add_argument("--backup-file", metavar="F", help="mdadm's reshape backup file")
     p.set_defaults(func=_cmd_detail)
 
     p = sub.add_parser("export", help="write an array's logical content to an image file")
     p.add_argument("members", nargs="+", metavar="MEMBER")
     p.add_argument("-o", "--output", required=True, metavar="IMAGE", help="file or device")
     p.add_argument("--force", action="store_true", help="use stale members where needed")
+    p.add_argument("--backup-file", metavar="F", help="mdadm's reshape backup file")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing IMAGE")
     p.add_argument("--progress", choices=("auto", "json", "none"), default="auto")

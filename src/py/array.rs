@@ -68,10 +68,19 @@ impl RaidArray {
 impl RaidArray {
     /// Assemble the array whose members are `members` (paths, any order), read-only.
     #[new]
-    #[pyo3(signature = (members, *, force = false))]
-    fn new(py: Python<'_>, members: Vec<PathBuf>, force: bool) -> PyResult<Self> {
+    #[pyo3(signature = (members, *, force = false, backup_file = None))]
+    fn new(
+        py: Python<'_>,
+        members: Vec<PathBuf>,
+        force: bool,
+        backup_file: Option<PathBuf>,
+    ) -> PyResult<Self> {
         let reader = detached(py, || {
-            let asm = assemble::assemble(&members, AssembleOptions { force })?;
+            let asm = assemble::assemble_with_backup(
+                &members,
+                AssembleOptions { force },
+                backup_file.as_deref(),
+            )?;
             ArrayReader::new(asm)
         })?;
         let size = reader.size();
@@ -329,6 +338,7 @@ fn detail_dict<'py>(py: Python<'py>, r: &ArrayReader) -> PyResult<Bound<'py, PyD
     d.set_item("missing_slots", a.missing())?;
     d.set_item("force", a.force)?;
     d.set_item("reference", &a.reports[a.reference_report].path)?;
+    d.set_item("backup_file", a.backup.as_ref().map(|b| b.path.clone()))?;
     let members = PyList::empty(py);
     for (k, rep) in a.reports.iter().enumerate() {
         let m = PyDict::new(py);
