@@ -583,3 +583,54 @@ def test_fuzzed_superblocks_never_crash(tmp_path: Path, level: int, layout: int,
         assert [p.read_bytes() for p in b.members] == written
         for p, o in zip(b.members, origs, strict=True):
             p.write_bytes(o)
+
+
+def test_hypothesis_mutated_fixture_superblocks(
+    md_images: Callable[[str], MdImages], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Kernel-made superblocks with random byte edits (checksum recomputed or not): examine
+    and open give results or a FastRaidError, never an InternalError or a write."""
+    import shutil
+
+    from _md_build import v1_checksum
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    img = md_images("raid6-5")
+    work = tmp_path_factory.mktemp("hyp")
+    paths = [work / p.name for p in img.members]
+    for src, dst in zip(img.members, paths, strict=True):
+        shutil.copyfile(src, dst)
+    originals = [p.read_bytes() for p in paths]
+    sb_at = 4096
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        member=st.integers(0, 4),
+        edits=st.lists(
+            st.tuples(st.integers(0, 1023), st.integers(0, 255)), min_size=1, max_size=6
+        ),
+        fix_checksum=st.booleans(),
+    )
+    def run(member: int, edits: list[tuple[int, int]], fix_checksum: bool) -> None:
+        data = bytearray(originals[member])
+        for off, value in edits:
+            data[sb_at + off] = value
+        if fix_checksum:
+            csum = v1_checksum(bytes(data[sb_at : sb_at + 4096]))
+            data[sb_at + 216 : sb_at + 220] = csum.to_bytes(4, "little")
+        paths[member].write_bytes(bytes(data))
+        try:
+            fastraid.examine(paths[member])
+            with fastraid.open([str(p) for p in paths], readonly=True) as a:
+                a.read(0, min(a.size, 1 << 20), strict=False)
+                json.dumps(a.detail())
+        except fastraid.InternalError:
+            raise
+        except fastraid.FastRaidError:
+            pass
+        finally:
+            assert paths[member].read_bytes() == bytes(data)
+            paths[member].write_bytes(originals[member])
+
+    run()
