@@ -81,8 +81,10 @@ use crate::md::format_uuid;
 pub const PAGE: u64 = 4096;
 /// The unit in which RAID-1 copies are compared and reported (md's resync block).
 pub const RAID1_UNIT: u64 = 64 * 1024;
-/// Default bytes read per member per batch.
-pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Default bytes read per member per batch. Measured on the 2-vCPU dev machine (RAID-6 6 x
+/// 48 MiB, page cache): 0.5-1 MiB keeps a batch in L2 and scrubs at the `cat` rate; 4 MiB
+/// batches fall to ~0.3x because the verifier then reads every byte back from DRAM.
+pub const DEFAULT_BATCH_BYTES: usize = 1024 * 1024;
 /// Bytes verified per kernel call (fits in L1/L2 with the recomputed P and Q).
 const TILE: usize = 32 * 1024;
 
@@ -158,7 +160,7 @@ pub struct ScrubOptions {
 }
 
 impl ScrubOptions {
-    /// Check mode, the process' parity kernel, 4 MiB batches, default checkpoint every 5 s.
+    /// Check mode, the process' parity kernel, 1 MiB batches, default checkpoint every 5 s.
     pub fn new() -> Result<ScrubOptions> {
         Ok(ScrubOptions {
             repair: false,

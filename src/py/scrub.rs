@@ -58,7 +58,7 @@ fn report_dict<'py>(py: Python<'py>, r: &Report) -> PyResult<Bound<'py, PyDict>>
 
 /// Check (or, with `repair=True`, repair) the md array whose members are `members`.
 #[pyfunction]
-#[pyo3(name = "scrub", signature = (members, *, repair = false, prefer = None, unresolved = None, checkpoint = None, resume = false, checkpoint_interval = 5.0, speed_limit = None, batch_bytes = 4194304, max_findings = 100000, max_ranges = 1024, force = false, kernel = None, progress = None))]
+#[pyo3(name = "scrub", signature = (members, *, repair = false, prefer = None, unresolved = None, checkpoint = None, resume = false, checkpoint_interval = 5.0, speed_limit = None, batch_bytes = 1048576, max_findings = 100000, max_ranges = 1024, force = false, kernel = None, progress = None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn scrub_members<'py>(
     py: Python<'py>,
@@ -81,8 +81,7 @@ pub(crate) fn scrub_members<'py>(
     o.repair = repair;
     o.prefer = prefer
         .map(|p| {
-            u32::try_from(p)
-                .map_err(|_| invalid(py, format!("prefer: a member index, got {p}")))
+            u32::try_from(p).map_err(|_| invalid(py, format!("prefer: a member index, got {p}")))
         })
         .transpose()?;
     o.unresolved = match unresolved {
@@ -107,7 +106,10 @@ pub(crate) fn scrub_members<'py>(
                 }
             } else {
                 Checkpoint::Path(c.extract::<PathBuf>().map_err(|_| {
-                    invalid(py, "checkpoint: a path, True (default place) or False (none)")
+                    invalid(
+                        py,
+                        "checkpoint: a path, True (default place) or False (none)",
+                    )
                 })?)
             }
         }
@@ -137,8 +139,12 @@ pub(crate) fn scrub_members<'py>(
             .ok_or_else(|| invalid(py, format!("{name}: must be positive, got {v}")))
     };
     o.batch_bytes = positive("batch_bytes", batch_bytes)?;
-    o.max_findings = usize::try_from(max_findings)
-        .map_err(|_| invalid(py, format!("max_findings: must be >= 0, got {max_findings}")))?;
+    o.max_findings = usize::try_from(max_findings).map_err(|_| {
+        invalid(
+            py,
+            format!("max_findings: must be >= 0, got {max_findings}"),
+        )
+    })?;
     o.max_ranges = positive("max_ranges", max_ranges)?;
     o.force = force;
     if let Some(k) = kernel {
