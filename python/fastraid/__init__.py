@@ -32,6 +32,7 @@ from ._errors import (
 )
 from .array import Array, Volume, examine, open
 from .create import create, plan_create
+from .scrub import ScrubResult, check, repair
 from .rebuild import plan_rebuild, rebuild, replace
 
 __all__ = [
@@ -46,9 +47,11 @@ __all__ = [
     "MemberInUseError",
     "NotAnArrayError",
     "NotSupportedError",
+    "ScrubResult",
     "TooManyFailuresError",
     "Volume",
     "__version__",
+    "check",
     "create",
     "examine",
     "kernels",
@@ -59,6 +62,7 @@ __all__ = [
     "pq_gen",
     "rebuild",
     "recover",
+    "repair",
     "replace",
     "xor_check",
     "xor_gen",

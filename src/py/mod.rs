@@ -5,6 +5,7 @@ mod array;
 mod buffers;
 mod create;
 mod errors;
+mod scrub;
 mod rebuild;
 
 use crate::kernels::Kernel;
@@ -298,5 +299,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create::plan_create, m)?)?;
     m.add_class::<rebuild::RebuildPlan>()?;
     m.add_function(wrap_pyfunction!(rebuild::plan_rebuild, m)?)?;
+    m.add_function(wrap_pyfunction!(scrub::scrub_members, m)?)?;
     Ok(())
 }
