@@ -395,6 +395,118 @@ def sysfs_dict(text: str) -> dict[str, str]:
 TOLERATES = {"5": 1, "4": 1, "6": 2, "10": 1, "1": None}
 
 
+# ---------------------------------------------------------------- layout census
+
+
+def stripe_map(level: int, layout: int, n: int, chunk: int, sector: int) -> tuple[int, int]:
+    """(member role, sector in its data area) of array sector ``sector`` for RAID-5/6 with
+    md's layouts 0-3 and the RAID-6 ``*-6`` layouts 16-19 (raid5.c raid5_compute_sector,
+    restated in md-format.md section 5.3)."""
+    cn, off = divmod(sector, chunk)
+    if level == 6 and layout >= 16:
+        stripe, dd = divmod(cn, n - 2)
+        return _r5(layout - 16, n - 1, stripe, dd), stripe * chunk + off
+    data = n - 1 if level in (4, 5) else n - 2
+    stripe, dd = divmod(cn, data)
+    if level in (4, 5):
+        return _r5(layout, n, stripe, dd), stripe * chunk + off
+    if layout in (0, 1):
+        pd = n - 1 - stripe % n if layout == 0 else stripe % n
+        if pd == n - 1:
+            dd += 1
+        elif dd >= pd:
+            dd += 2
+        return dd, stripe * chunk + off
+    pd = n - 1 - stripe % n if layout == 2 else stripe % n
+    return (pd + 2 + dd) % n, stripe * chunk + off
+
+
+def _r5(layout: int, n: int, stripe: int, dd: int) -> int:
+    if layout in (0, 1):
+        pd = n - 1 - stripe % n if layout == 0 else stripe % n
+        return dd + 1 if dd >= pd else dd
+    pd = n - 1 - stripe % n if layout == 2 else stripe % n
+    return (pd + 1 + dd) % n
+
+
+def pattern_block(name: str, i: int) -> bytes:
+    out = bytearray()
+    for s in range(8):
+        h = f"fastraid-fixture {name} block {i:012d} sector {s}\n".encode()
+        out += h + bytes([(i * 7 + s) % 251]) * (512 - len(h))
+    return bytes(out)
+
+
+def layout_census(manifest: dict[str, Any], images: list[Path]) -> dict[str, Any] | None:
+    """Where each 4 KiB pattern block really is after the cut: at its old-geometry place,
+    its new-geometry place, both or neither (members only; no md, no fastraid)."""
+    sbs = [m["superblock"] for m in manifest["members"]]
+    sb0 = next((s for s in sbs if s and "reshape" in s), None)
+    if sb0 is None or "pattern" not in manifest or sb0["level"] not in (4, 5, 6):
+        return None
+    r = sb0["reshape"]
+    by_role = {s["role"]: (k, s) for k, s in enumerate(sbs) if s and s["role"] < 0xFFFE}
+    old = (sb0["level"], sb0["layout"], sb0["raid_disks"] - r["delta_disks"], sb0["chunk_sectors"])
+    new = (r["new_level"], r["new_layout"], sb0["raid_disks"], r["new_chunk_sectors"])
+    fds = [p.open("rb") for p in images]
+    name = manifest["pattern"]["name"]
+    runs: list[list[Any]] = []
+    try:
+        for i in range(manifest["pattern"]["length_bytes"] // 4096):
+            want = pattern_block(name, i)
+            found = []
+            for geo, newgeo in ((old, False), (new, True)):
+                role, dev = stripe_map(geo[0], geo[1], geo[2], geo[3], i * 8)
+                if role not in by_role:
+                    found.append(None)
+                    continue
+                k, s = by_role[role]
+                base = s["data_offset_sectors"]
+                if newgeo and s.get("reshape", {}).get("new_offset_flag"):
+                    base += s["reshape"]["new_offset_sectors"]
+                fds[k].seek((base + dev) * 512)
+                found.append(fds[k].read(4096) == want)
+            where = {
+                (True, True): "both",
+                (True, False): "old",
+                (False, True): "new",
+                (False, False): "neither",
+            }.get((bool(found[0]), bool(found[1])), "neither")
+            if runs and runs[-1][2] == where and runs[-1][1] == i * 8:
+                runs[-1][1] = (i + 1) * 8
+            else:
+                runs.append([i * 8, (i + 1) * 8, where])
+    finally:
+        for f in fds:
+            f.close()
+    only_new = [x for x in runs if x[2] == "new"]
+    only_old = [x for x in runs if x[2] == "old"]
+    return {
+        "method": "tools/kernel_cases/make.py layout_census: each 4 KiB pattern block looked "
+        "up at its old-geometry and new-geometry place in the member images",
+        "old_geometry": dict(
+            zip(("level", "layout", "raid_disks", "chunk_sectors"), old, strict=True)
+        ),
+        "new_geometry": dict(
+            zip(("level", "layout", "raid_disks", "chunk_sectors"), new, strict=True)
+        ),
+        "runs_array_sectors": [{"start": a, "end": b, "found": w} for a, b, w in runs][:64],
+        "runs_left_off": max(0, len(runs) - 64),
+        "new_only_sectors": [
+            min((x[0] for x in only_new), default=None),
+            max((x[1] for x in only_new), default=None),
+        ],
+        "old_only_sectors": [
+            min((x[0] for x in only_old), default=None),
+            max((x[1] for x in only_old), default=None),
+        ],
+        "found_nowhere_blocks": sum((b - a) // 8 for a, b, w in runs if w == "neither"),
+        "note": "'both' blocks sit at the same place in both geometries (or were copied and "
+        "not yet overwritten); a reshape forwards is cleanly split when new-only blocks all lie "
+        "below old-only ones (backwards: above)",
+    }
+
+
 def make_case(name: str, work_root: Path, keep: bool) -> dict[str, Any]:
     case = CASES[name]
     v = case["vars"]
@@ -511,8 +623,10 @@ def make_case(name: str, work_root: Path, keep: bool) -> dict[str, Any]:
         "tolerates_missing": TOLERATES.get(v["LEVEL"]),
     }
     if v["LEVEL"] == "5" and "--level=6" in v.get("GROW", ""):
+        # the added disk only gets its Q (it is recovered) as the reshape passes: above
+        # the reshape position the array is a degraded RAID-6, so one member at most
         manifest["level"] = "raid6"
-        manifest["tolerates_missing"] = 2
+        manifest["tolerates_missing"] = 1
     if case["kind"] == "ext4":
         files = []
         for key, val in sorted(kv.items()):
@@ -601,12 +715,43 @@ def make_case(name: str, work_root: Path, keep: bool) -> dict[str, Any]:
                     "disk; after the cut the host replayed the journal on a copy (e2fsck -fy) "
                     "and dumped the file with debugfs",
                 }
+        census = layout_census(manifest, [work / f"member-{k}.img" for k in range(n_total)])
+        if census:
+            manifest["layout_census"] = census
     else:
         manifest["state"] = "clean"
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if not keep:
         shutil.rmtree(work)
     return manifest
+
+
+def recensus(name: str, work_root: Path) -> None:
+    dest = OUT / name
+    manifest = json.loads((dest / "manifest.json").read_text())
+    if manifest.get("state") != "reshape-interrupted":
+        return
+    work = work_root / f"census-{name}"
+    work.mkdir(parents=True, exist_ok=True)
+    images = []
+    for m in manifest["members"]:
+        p = work / m["file"].removesuffix(".xz")
+        with lzma.open(dest / m["file"]) as fin, p.open("wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        images.append(p)
+    census = layout_census(manifest, images)
+    if census:
+        manifest["layout_census"] = census
+        (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    shutil.rmtree(work)
+    print(
+        name,
+        json.dumps(
+            {k: census[k] for k in ("new_only_sectors", "old_only_sectors", "found_nowhere_blocks")}
+            if census
+            else None
+        ),
+    )
 
 
 def _uname_from(console: str) -> str | None:
@@ -623,6 +768,11 @@ def main() -> int:
         "--work", default=os.environ.get("TMPDIR", "/var/tmp") + "/fastraid-kernel-cases"
     )
     ap.add_argument("--keep", action="store_true", help="keep the raw images and console log")
+    ap.add_argument(
+        "--census",
+        action="store_true",
+        help="only recompute layout_census in the manifests of the given (made) cases",
+    )
     a = ap.parse_args()
     if a.list:
         for n, c in CASES.items():
@@ -632,6 +782,10 @@ def main() -> int:
     bad = [n for n in names if n not in CASES]
     if bad:
         raise SystemExit(f"unknown case(s): {bad}")
+    if a.census:
+        for n in names:
+            recensus(n, Path(a.work))
+        return 0
     failed = []
     for n in names:
         t0 = time.time()
