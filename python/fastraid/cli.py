@@ -12,14 +12,13 @@ be recovered (unreadable) or may be wrong (uncertain): they are listed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
+import mmap
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -400,13 +399,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 f"{image} exists; refusing to overwrite it without --overwrite{hint}"
             )
 
-        flags = os.O_WRONLY | os.O_CREAT
-        fd = os.open(image, flags, 0o644)
+        # O_RDWR: a regular file is written through a shared mapping.
+        fd = os.open(image, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not is_block and start == 0:
                 os.ftruncate(fd, 0)
             if not is_block:
                 os.ftruncate(fd, size)
+                if size:
+                    # Allocate now: a full disk is an error here, not a SIGBUS later.
+                    os.posix_fallocate(fd, 0, size)
             mode = args.progress
             if args.quiet:
                 mode = "none"
@@ -421,62 +423,50 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     "members": [str(m) for m in inputs],
                 }
 
-                def read_window(pos: int, view: memoryview) -> list[dict[str, Any]]:
-                    # One window: its bytes, and where they came from.
+                def export_window(pos: int, n: int) -> list[dict[str, Any]]:
+                    """Array bytes [pos, pos + n) into the image; where they came from."""
                     array.clear_trust_map()
-                    array.readinto(pos, view, strict=False)
+                    if is_block:
+                        view = buf[:n]
+                        array.readinto(pos, view, strict=False)
+                        w = 0
+                        while w < n:
+                            w += os.pwrite(fd, view[w:n], pos + w)
+                    else:
+                        # A regular file: read straight into its page cache through a
+                        # shared mapping (one copy, like cat's read+write has two). The
+                        # file was fully allocated up front, so the mapping cannot fault
+                        # on a full disk; fsync() writes these pages like written ones.
+                        lead = pos % mmap.ALLOCATIONGRANULARITY
+                        with mmap.mmap(fd, n + lead, offset=pos - lead) as mm:
+                            array.readinto(pos, memoryview(mm)[lead:], strict=False)
                     return array.trust_map()
 
-                # Two buffers: the next window is read (GIL released in the core) while this
-                # one is written.
-                bufs = [memoryview(bytearray(min(EXPORT_WINDOW, size) or 1)) for _ in range(2)]
+                buf = memoryview(bytearray(min(EXPORT_WINDOW, size) if is_block else 1))
                 last_ckpt = (time.monotonic(), done)
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    k = 0
+                while done < size:
                     n = min(EXPORT_WINDOW, size - done)
-                    pending = pool.submit(read_window, done, bufs[0][:n]) if n > 0 else None
-                    try:
-                        while pending is not None:
-                            view = bufs[k % 2][:n]
-                            trust = pending.result()
-                            nxt = done + n
-                            n_next = min(EXPORT_WINDOW, size - nxt)
-                            pending = (
-                                pool.submit(read_window, nxt, bufs[(k + 1) % 2][:n_next])
-                                if n_next > 0
-                                else None
-                            )
-                            w = 0
-                            while w < n:
-                                w += os.pwrite(fd, view[w:n], done + w)
-                            for r in trust:
-                                totals[r["kind"]] += r["length"]
-                                if r["kind"] != "clean":
-                                    _merge_range(ranges, r)
-                            done = nxt
-                            k, n = k + 1, n_next
-                            now = time.monotonic()
-                            if (
-                                done == size
-                                or done - last_ckpt[1] >= CHECKPOINT_BYTES
-                                or now - last_ckpt[0] >= CHECKPOINT_SECONDS
-                            ):
-                                # Durability order: the image data first (fsync), then the
-                                # checkpoint that claims it (temporary file, fsync, rename,
-                                # directory fsync). A crash in between leaves an older
-                                # checkpoint, and --resume rewrites the bytes after it.
-                                os.fsync(fd)
-                                _write_checkpoint(
-                                    ckpt,
-                                    {**header, "done": done, "ranges": ranges, "totals": totals},
-                                )
-                                last_ckpt = (now, done)
-                            progress.update(done, totals)
-                    finally:
-                        if pending is not None:
-                            pending.cancel()
-                            with contextlib.suppress(Exception):
-                                pending.result()
+                    for r in export_window(done, n):
+                        totals[r["kind"]] += r["length"]
+                        if r["kind"] != "clean":
+                            _merge_range(ranges, r)
+                    done += n
+                    now = time.monotonic()
+                    if (
+                        done == size
+                        or done - last_ckpt[1] >= CHECKPOINT_BYTES
+                        or now - last_ckpt[0] >= CHECKPOINT_SECONDS
+                    ):
+                        # Durability order: the image data first (fsync), then the
+                        # checkpoint that claims it (temporary file, fsync, rename,
+                        # directory fsync). A crash in between leaves an older checkpoint,
+                        # and --resume rewrites the bytes after it.
+                        os.fsync(fd)
+                        _write_checkpoint(
+                            ckpt, {**header, "done": done, "ranges": ranges, "totals": totals}
+                        )
+                        last_ckpt = (now, done)
+                    progress.update(done, totals)
             finally:
                 progress.close()
         finally:
