@@ -17,3 +17,26 @@ create_array() {
     fx_section md-sysfs-initial.txt fx_md_sysfs
     fx_section detail-initial.txt mdadm --detail /dev/md0
 }
+
+# wait_cut PCT: wait until the reshape shows PCT percent; fail (with mdstat and md's
+# sysfs) when no reshape has been running for 10 s or after 600 s
+wait_cut() {
+    _t=0; _idle=0
+    while :; do
+        _p=$(fx_progress)
+        [ -n "$_p" ] && [ "$_p" -ge "$1" ] && break
+        if grep -q reshape /proc/mdstat; then _idle=0; else _idle=$((_idle + 1)); fi
+        _t=$((_t + 1))
+        if [ $((_t % 10)) -eq 0 ] || [ $_idle -ge 10 ] || [ $_t -ge 600 ]; then
+            echo "t=${_t}s progress=${_p:-none}% pos=$(cat /sys/block/md0/md/reshape_position) sync_max=$(cat /sys/block/md0/md/sync_max) suspend=$(cat /sys/block/md0/md/suspend_lo)-$(cat /sys/block/md0/md/suspend_hi)"
+            cat /proc/mdstat
+        fi
+        if [ $_idle -ge 10 ] || [ $_t -ge 600 ]; then
+            fx_section md-sysfs-fail.txt fx_md_sysfs
+            echo "@@FX-FAIL reshape did not reach $1%@@"
+            exit 1
+        fi
+        sleep 1
+    done
+    echo "reached ${_p}% pos=$(cat /sys/block/md0/md/reshape_position)"
+}

@@ -26,6 +26,6 @@ for k in ${ADD:-}; do eval "_d=\$M$k"; fx_run mdadm /dev/md0 --add $_d; done
 fx_slow $SPEED
 fx_grow $GROW
 fx_slow $SPEED
-fx_wait_progress $CUT 900
+wait_cut $CUT
 fx_report_cut
 fx_power_cut

@@ -34,6 +34,6 @@ else
     fx_kv used_backup_file 0
 fi
 fx_slow $SPEED
-fx_wait_progress $CUT 900
+wait_cut $CUT
 fx_report_cut
 fx_power_cut
