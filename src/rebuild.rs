@@ -357,12 +357,18 @@ pub fn plan<P: AsRef<Path>>(members: &[P], opts: &RebuildOptions) -> Result<Plan
             })?,
     };
     let present = asm.slots[slot as usize].as_ref();
-    let mode = if opts.replace {
+    let mut mode = if opts.replace {
         Mode::Replace
     } else {
         Mode::Rebuild
     };
     match (mode, present) {
+        (Mode::Replace, None) if completed_on(opts.new.as_deref(), uuid_of(&ref_sb), slot, asm.reference.events) => {
+            // A replace stopped while its final superblocks were written: the new member
+            // is complete and the old one already marked faulty; finish the bookkeeping.
+            mode = Mode::Rebuild;
+            notes.push("completing an interrupted replace".into());
+        }
         (Mode::Replace, None) => {
             return Err(invalid!(
                 "slot: {slot} has no member to replace; rebuild it instead"
@@ -421,7 +427,9 @@ pub fn plan<P: AsRef<Path>>(members: &[P], opts: &RebuildOptions) -> Result<Plan
 
     // ---- look at the target
     let uuid = ref_sb.set_uuid;
-    let create = target_id.is_none();
+    // A missing file is created; so is an empty one (a run killed right after creating it).
+    let create = target_id.is_none()
+        || std::fs::metadata(&target).is_ok_and(|m| m.is_file() && m.len() == 0);
     let largest = asm
         .slots
         .iter()
@@ -540,6 +548,14 @@ pub fn plan<P: AsRef<Path>>(members: &[P], opts: &RebuildOptions) -> Result<Plan
                 target.display(),
                 human(start),
                 o.recovery_offset
+            ));
+        } else if !o.feature_map.contains(FeatureMap::RECOVERY_OFFSET) && fresh && same_slot {
+            // Complete already (stopped while the final superblocks were written): only
+            // the superblocks are brought up to date.
+            start = end;
+            notes.push(format!(
+                "{} already holds all of slot {slot}; only the superblocks are updated",
+                target.display()
             ));
         } else if o.feature_map.contains(FeatureMap::RECOVERY_OFFSET) {
             notes.push(format!(
@@ -670,6 +686,21 @@ pub fn plan<P: AsRef<Path>>(members: &[P], opts: &RebuildOptions) -> Result<Plan
 }
 
 const SECTOR_BYTES_U64: u64 = SECTOR_SIZE;
+
+fn uuid_of(sb: &SuperblockV1) -> [u8; 16] {
+    sb.set_uuid
+}
+
+/// Whether `path` holds a complete (not recovering), fresh member of array `uuid` in `slot`.
+fn completed_on(path: Option<&Path>, uuid: [u8; 16], slot: u32, events: u64) -> bool {
+    let Some(m) = path.and_then(|p| Member::open(p).ok()) else {
+        return false;
+    };
+    matches!(read_superblock(&m), Ok(Some(o)) if o.set_uuid == uuid
+        && !o.feature_map.contains(FeatureMap::RECOVERY_OFFSET)
+        && o.role() == Role::Active(slot as u16)
+        && o.events.saturating_add(1) >= events)
+}
 
 fn md_err(e: crate::md::Error) -> Error {
     invalid!("superblock: {e}")

@@ -164,3 +164,52 @@ def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(fastraid.InvalidArgumentError, match="too small"):
         fastraid.rebuild(surv, new=small)
     fastraid.rebuild(surv, new=other[0], force=True)
+
+
+# ----------------------------------------------------------------------------------------
+# CLI (python/fastraid/cli_rebuild.py, wired into `fastraid` by cli.py)
+# ----------------------------------------------------------------------------------------
+
+
+def _cli(argv: list[str]) -> int:
+    import argparse
+
+    from fastraid import cli_rebuild
+
+    parser = argparse.ArgumentParser(prog="fastraid")
+    cli_rebuild.register(parser.add_subparsers(required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_cli_rebuild_asks_then_writes_json_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    paths, info = make(tmp_path, "raid5", 4)
+    want = area(paths[1], info, 1 << 20)
+    paths[1].unlink()
+    surv = [str(p) for i, p in enumerate(paths) if i != 1]
+    new = str(tmp_path / "new.img")
+    # Not a terminal and no --yes: shows the plan, writes nothing.
+    assert _cli(["rebuild", *surv, "--new", new]) == 1
+    o = capsys.readouterr()
+    assert "rebuild slot 1" in o.out and "--yes" in o.err
+    assert not Path(new).exists()
+    assert _cli(["rebuild", *surv, "--new", new, "--yes", "--progress=json", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert lines[-2]["done"] == lines[-2]["total"]
+    assert lines[-1]["slot"] == 1
+    assert area(Path(new), info, 1 << 20) == want
+
+
+def test_cli_replace_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths, _ = make(tmp_path, "raid1", 2)
+    new = str(tmp_path / "new.img")
+    argv = ["replace", *map(str, paths), "--slot", "0", "--with", new, "--yes", "-q"]
+    assert _cli(argv) == 0
+    assert capsys.readouterr().out == ""
+    assert _cli(["rebuild", str(paths[1]), new, "--yes"]) == 1  # nothing missing
+    assert "nothing to rebuild" in capsys.readouterr().err

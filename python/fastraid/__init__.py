@@ -32,8 +32,8 @@ from ._errors import (
 )
 from .array import Array, Volume, examine, open
 from .create import create, plan_create
-from .scrub import ScrubResult, check, repair
 from .rebuild import plan_rebuild, rebuild, replace
+from .scrub import ScrubResult, check, repair
 
 __all__ = [
     "Array",

@@ -5,8 +5,8 @@ mod array;
 mod buffers;
 mod create;
 mod errors;
-mod scrub;
 mod rebuild;
+mod scrub;
 
 use crate::kernels::Kernel;
 use crate::parity::{self, Options};
