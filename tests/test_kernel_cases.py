@@ -229,6 +229,29 @@ def test_export_cli(name: str, kernel_case: Callable[[str], KernelCase], tmp_pat
     assert _sha256(out, case.expected["length_bytes"]) == case.expected["sha256"]
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        _param(n, "detail")
+        for n in case_names()
+        if _manifest(n).get("state") == "reshape-interrupted"
+    ],
+)
+def test_detail_shows_the_reshape(name: str, kernel_case: Callable[[str], KernelCase]) -> None:
+    """detail() reports the reshape the kernel's superblocks recorded at the cut (members
+    only: this is about the superblocks)."""
+    case = kernel_case(name)
+    sb = case.manifest["reshape"]["superblock_geometry"]
+    (position,) = case.manifest["reshape"]["on_disk_reshape_position_sectors"]
+    with fastraid.open(case.members, readonly=True) as array:
+        reshape = array.detail()["reshape"]
+    assert reshape["position"] == position
+    assert reshape["delta_disks"] == sb["delta_disks"]
+    assert reshape["new_chunk"] == sb["new_chunk_sectors"] * 512
+    assert reshape["new_layout"] == sb["new_layout"]
+    assert reshape["backwards"] == (sb["delta_disks"] < 0 or sb["backwards_flag"])
+
+
 # ---------------------------------------------------------------- members left out
 
 

@@ -817,6 +817,54 @@ def kernel_verify(name: str) -> dict[str, Any]:
     return out
 
 
+def write_readme() -> None:
+    """tests/fixtures/kernel/README.md: one row per case, from the manifests."""
+    rows = [
+        "# Kernel-written md cases",
+        "",
+        "Made by `tools/kernel_cases/make.py` with the real md driver and mdadm under qemu "
+        "(`../shared/tools/kernel-md/kernel-md run`); read by `tests/test_kernel_cases.py`. "
+        "Each directory: `member-K.img.xz`, `manifest.json` (geometry before/after, the "
+        "superblocks, the cut, the expected sha256, the layout census, what the kernel "
+        "itself made of it), maybe `md-reshape.backup.xz` (mdadm's backup file) and the "
+        "guest's reports (`examine-at-cut.txt`, `md-sysfs.txt`, ...). Sector numbers are "
+        "array sectors of 512 bytes. *census*: where each pattern block really is after "
+        "the cut (members only): new-only and old-only ranges.",
+        "",
+        "| case | state | cut at % (asked/seen) | on-disk reshape_position | "
+        "census new-only / old-only | backup | kernel (mdadm + md finish it) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for d in sorted(OUT.iterdir()):
+        if not (d / "manifest.json").is_file():
+            continue
+        m = json.loads((d / "manifest.json").read_text())
+        r = m.get("reshape") or {}
+        c = m.get("layout_census") or {}
+        kv = m.get("kernel_verify") or {}
+        cut = f"{r['cut_at_percent_requested']}/{r['cut_progress_percent']}" if r else ""
+        pos = ",".join(map(str, r.get("on_disk_reshape_position_sectors") or [])) if r else ""
+        cen = f"{c.get('new_only_sectors')} / {c.get('old_only_sectors')}" if c else ""
+        if r:
+            bk = "none used"
+            if r.get("used_backup_file"):
+                b = m.get("backup_file")
+                bk = b["magic"].strip("\x00") or "all zero" if b else "gone (deleted)"
+        else:
+            bk = ""
+        if kv:
+            ker = (
+                "sha ok"
+                if kv.get("sha256_matches")
+                else ("not assembled" if not kv.get("assembled") else "WRONG data")
+            )
+        else:
+            ker = "not run"
+        rows.append(f"| {d.name} | {m['state']} | {cut} | {pos} | {cen} | {bk} | {ker} |")
+    rows.append("")
+    (OUT / "README.md").write_text("\n".join(rows))
+
+
 def _uname_from(console: str) -> str | None:
     m = re.search(r"Linux version (\S+)", console)
     return m.group(1) if m else None
@@ -831,6 +879,7 @@ def main() -> int:
         "--work", default=os.environ.get("TMPDIR", "/var/tmp") + "/fastraid-kernel-cases"
     )
     ap.add_argument("--keep", action="store_true", help="keep the raw images and console log")
+    ap.add_argument("--readme", action="store_true", help="rewrite tests/fixtures/kernel/README.md")
     ap.add_argument(
         "--verify",
         action="store_true",
@@ -850,6 +899,9 @@ def main() -> int:
     bad = [n for n in names if n not in CASES]
     if bad:
         raise SystemExit(f"unknown case(s): {bad}")
+    if a.readme:
+        write_readme()
+        return 0
     if a.verify:
         for n in names:
             v = kernel_verify(n)
