@@ -172,6 +172,8 @@ pub struct ArrayReader {
     part: usize,
     /// Array byte ranges whose reshape geometry could not be decided (reported uncertain).
     undecided: Vec<(u64, u64)>,
+    /// `(array byte start, length, backup file offset)` read from the reshape backup.
+    backup_ranges: Vec<(u64, u64, u64)>,
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -216,6 +218,7 @@ impl ArrayReader {
             zero: Vec::new(),
             trust: TrustMap::default(),
             undecided: Vec::new(),
+            backup_ranges: Vec::new(),
         };
         r.decide_reshape_boundary()?;
         Ok(r)
@@ -248,32 +251,75 @@ impl ArrayReader {
         let boundary = lo.end;
         let (new_k, old_k) = if new_is_low { (0, 1) } else { (1, 0) };
         const LIMIT: usize = 4096;
+        // Content comparison means something only when the new data lives apart from the
+        // old (a moved data offset); in place, equal units are mere coincidences.
+        let moved_offset = self.asm.parts[new_k].shift != 0;
+        if let Some(e) = moved_offset
+            .then(|| self.content_boundary(new_k, old_k, new_is_low, boundary, unit, size))
+            .transpose()?
+            .flatten()
+        {
+            self.asm.notes.push(format!(
+                "reshape boundary decided by content: array byte {e} instead of the \
+                 checkpoint's {boundary} (the kernel had moved stripes past its checkpoint and \
+                 overwritten their old copies; the stripes at the new boundary agree in both \
+                 geometries)"
+            ));
+            self.asm.parts[0].end = e;
+            self.asm.parts[1].start = e;
+            self.geo = self.asm.parts[0].geometry.clone();
+            self.shift = self.asm.parts[0].shift;
+            self.part = 0;
+            return Ok(());
+        }
         let mut x = boundary;
         let mut moved = 0i64;
         let mut undecided = Vec::new();
-        // Towards the old side: units the kernel already rewrote in the new geometry.
-        for _ in 0..LIMIT {
-            let start = if new_is_low {
-                x
-            } else {
-                x.saturating_sub(unit)
-            };
-            if (new_is_low && x + unit > size) || (!new_is_low && x < unit) {
-                break;
-            }
-            match (
-                self.unit_consistent(new_k, start, unit),
-                self.unit_consistent(old_k, start, unit),
-            ) {
-                (Some(true), Some(false)) => {
-                    x = if new_is_low { x + unit } else { x - unit };
-                    moved += 1;
-                }
-                (Some(false), Some(false)) => {
-                    undecided.push((start, start + unit));
+        // Towards the old side: units the kernel already rewrote in the new geometry are
+        // consistent there and not in the old one. Units consistent in both (rows that sit
+        // alike in both layouts, or rows the kernel has not reached) are stepped over; the
+        // walk ends where the new geometry stops being consistent, and the boundary goes
+        // after the last unit that only the new geometry explains.
+        {
+            let mut y = boundary;
+            let budget = (256 * 1024 * 1024 / unit.max(1)).clamp(1, LIMIT as u64);
+            for _ in 0..budget {
+                let start = if new_is_low {
+                    y
+                } else {
+                    y.saturating_sub(unit)
+                };
+                if (new_is_low && y + unit > size) || (!new_is_low && y < unit) {
                     break;
                 }
-                _ => break,
+                let next = if new_is_low { y + unit } else { y - unit };
+                match (
+                    self.unit_consistent(new_k, start, unit),
+                    self.unit_consistent(old_k, start, unit),
+                ) {
+                    (Some(true), Some(false)) => {
+                        moved += (next.abs_diff(x) / unit) as i64;
+                        x = next;
+                    }
+                    (Some(true), Some(true)) => {}
+                    (Some(false), Some(false)) if y == x || undecided.last().is_some() => {
+                        // Inconsistent both ways next to the boundary: undecided (a run
+                        // of them, where a backup file may help).
+                        let touching = undecided.last().is_none_or(|&(s, e): &(u64, u64)| {
+                            if new_is_low {
+                                e == start
+                            } else {
+                                s == start + unit
+                            }
+                        });
+                        if !touching {
+                            break;
+                        }
+                        undecided.push((start, start + unit));
+                    }
+                    _ => break,
+                }
+                y = next;
             }
         }
         // Towards the new side, only if nothing moved the other way: units that are still
@@ -318,12 +364,34 @@ impl ArrayReader {
             self.asm.parts[0].end = x;
             self.asm.parts[1].start = x;
         }
+        // mdadm's backup is used only where the members cannot decide: it may have been
+        // saved after the kernel had already rewritten some of its stripes.
         let backup: Vec<(u64, u64, u64)> = self
             .asm
             .backup
             .as_ref()
             .map_or(Vec::new(), |b| b.sections.clone());
-        undecided.retain(|&(s, e)| !backup.iter().any(|&(bs, bl, _)| bs <= s && e <= bs + bl));
+        let mut overlay = Vec::new();
+        undecided.retain(|&(s, e)| {
+            match backup.iter().find(|&&(bs, bl, _)| bs <= s && e <= bs + bl) {
+                Some(&(bs, _, fo)) => {
+                    overlay.push((s, e - s, fo + (s - bs)));
+                    false
+                }
+                None => true,
+            }
+        });
+        if !backup.is_empty() {
+            self.asm.notes.push(if overlay.is_empty() {
+                "the reshape backup is not needed: the members decide every stripe".to_string()
+            } else {
+                format!(
+                    "{} undecided unit(s) are read from the reshape backup",
+                    overlay.len()
+                )
+            });
+        }
+        self.backup_ranges = overlay;
         for (s, e) in &undecided {
             self.asm.notes.push(format!(
                 "array bytes {s}..{e} are parity-inconsistent in both geometries: undecided, \
@@ -338,42 +406,141 @@ impl ArrayReader {
         Ok(())
     }
 
+    /// The kernel can run ahead of the checkpoint it last wrote and overwrite the old copy
+    /// of stripes past it. Where the new data sits apart from the old (a moved data
+    /// offset), the stripes it has rewritten without yet overwriting their old copy read the
+    /// same in both geometries; before them the old copies are overwritten (they differ),
+    /// after them the new ones were never written (they differ). So walking from the
+    /// checkpoint towards the old side, the first unit that reads the same in both
+    /// geometries is the boundary — if one turns up within the scan budget and the new
+    /// geometry's parity holds over the units skipped; otherwise `None`. Parity alone
+    /// cannot tell the two apart when the member count does not change (a RAID-5 row is
+    /// consistent whatever layout wrote it).
+    fn content_boundary(
+        &mut self,
+        new_k: usize,
+        old_k: usize,
+        new_is_low: bool,
+        boundary: u64,
+        unit: u64,
+        size: u64,
+    ) -> Result<Option<u64>> {
+        const BUDGET: u64 = 256 * 1024 * 1024;
+        let Ok(u) = usize::try_from(unit) else {
+            return Ok(None);
+        };
+        if unit > BUDGET {
+            return Ok(None);
+        }
+        let (mut a, mut b) = (vec![0u8; u], vec![0u8; u]);
+        let mut x = boundary;
+        let mut found = None;
+        for _ in 0..(BUDGET / unit).max(1) {
+            let start = if new_is_low {
+                if x + unit > size {
+                    break;
+                }
+                x
+            } else {
+                if x < unit {
+                    break;
+                }
+                x - unit
+            };
+            self.read_part_range(new_k, start, &mut a)?;
+            self.read_part_range(old_k, start, &mut b)?;
+            if a == b {
+                found = Some(x);
+                break;
+            }
+            x = if new_is_low { x + unit } else { x - unit };
+        }
+        self.trust.clear();
+        let Some(e) = found.filter(|&e| e != boundary) else {
+            return Ok(None);
+        };
+        // The skipped units must be sound in the new geometry.
+        let mut y = boundary.min(e);
+        while y < boundary.max(e) {
+            if self.unit_consistent(new_k, y, unit) == Some(false) {
+                return Ok(None);
+            }
+            y += unit;
+        }
+        Ok(Some(e))
+    }
+
+    /// Array bytes `[from, from + buf.len())` read in part `k`'s geometry, whatever range
+    /// the part covers (lenient: unreadable bytes are zeros).
+    fn read_part_range(&mut self, k: usize, from: u64, buf: &mut [u8]) -> Result<()> {
+        self.geo = self.asm.parts[k].geometry.clone();
+        self.shift = self.asm.parts[k].shift;
+        self.part = k;
+        let to = from + buf.len() as u64;
+        if to > self.geo.array_bytes() {
+            buf.fill(0);
+            return Ok(());
+        }
+        let mut pos = from;
+        while pos < to {
+            let w = WINDOW.min(to - pos);
+            let ext = self.geo.extents(pos, w)?;
+            let out = &mut buf[(pos - from) as usize..(pos - from + w) as usize];
+            if self.geo.level().parity_disks() > 0 {
+                self.read_parity(pos, &ext, out, false)?;
+            } else {
+                self.read_copies(pos, &ext, out, false)?;
+            }
+            pos += w;
+        }
+        Ok(())
+    }
+
     /// Whether every stripe of part `k`'s geometry in array bytes `[x, x + unit)` has
     /// consistent parity; `None` if a member is missing or a read fails.
     fn unit_consistent(&mut self, k: usize, x: u64, unit: u64) -> Option<bool> {
         let g = self.asm.parts[k].geometry.clone();
         let shift = self.asm.parts[k].shift;
+        // A member still being recovered (RECOVERY_OFFSET, e.g. the Q disk a RAID5->6
+        // conversion added) is written by the reshape in the new geometry ahead of its
+        // checkpoint: probe it there anyway (a read that fails counts as absent).
+        let probe_anyway = self.asm.parts[k].name == "new";
         let c = u64::from(g.chunk_sectors()) * crate::layout::SECTOR_SIZE;
         let sb = c * u64::from(g.data_disks()?);
         let n = g.raid_disks() as usize;
         let cl = usize::try_from(c).ok()?;
         for stripe in x / sb..(x + unit).div_ceil(sb) {
             let roles = g.stripe_roles(stripe).ok()?;
-            for m in 0..n {
-                let sm = self.asm.slots.get(m)?.as_ref()?;
+            let mut present = vec![false; n];
+            for (m, here) in present.iter_mut().enumerate() {
+                let Some(sm) = self.asm.slots.get(m).and_then(Option::as_ref) else {
+                    continue;
+                };
                 let off = stripe * c;
-                if usable_at(sm, shift, off, c) != (true, c) {
-                    return None;
+                if !probe_anyway && usable_at(sm, shift, off, c) != (true, c) {
+                    continue;
                 }
                 let buf = &mut self.scratch[m];
                 if buf.len() < cl {
                     buf.resize(cl, 0);
                 }
-                sm.device
+                *here = sm
+                    .device
                     .read_exact_at(&mut buf[..cl], abs(sm, shift, off))
-                    .ok()?;
+                    .is_ok();
+            }
+            let data_ok = roles
+                .members_by_index()
+                .iter()
+                .all(|&m| present[m as usize]);
+            let p_ok = present[roles.p_member as usize];
+            let q_ok = roles.q_member.map(|q| present[q as usize]);
+            if !data_ok || !p_ok {
+                return None;
             }
             let scratch = &self.scratch;
-            let ok = match roles.q_member {
-                None => {
-                    let srcs: Vec<&[u8]> = scratch[..n].iter().map(|b| &b[..cl]).collect();
-                    let zero = srcs.iter().skip(1).fold(srcs[0].to_vec(), |mut acc, s| {
-                        acc.iter_mut().zip(s.iter()).for_each(|(a, b)| *a ^= b);
-                        acc
-                    });
-                    zero.iter().all(|&v| v == 0)
-                }
-                Some(q) => {
+            let ok = match (roles.q_member, q_ok) {
+                (Some(q), Some(true)) => {
                     if self.zero.len() < cl {
                         self.zero.resize(cl, 0);
                     }
@@ -383,14 +550,31 @@ impl ArrayReader {
                         .into_iter()
                         .map(|m| m.map_or(zero, |m| &scratch[m as usize][..cl]))
                         .collect();
-                    let (p_ok, q_ok) = parity::pq_check(
+                    let (pk, qk) = parity::pq_check(
                         &self.opts,
                         &data,
                         &scratch[roles.p_member as usize][..cl],
                         &scratch[q as usize][..cl],
                     )
                     .ok()?;
-                    p_ok && q_ok
+                    // A recovering Q member may lag the data it protects: P decides.
+                    let q_trusted = self
+                        .asm
+                        .slots
+                        .get(q as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|sm| usable_at(sm, shift, stripe * c, c) == (true, c));
+                    pk && (qk || !q_trusted)
+                }
+                // RAID4/5, or RAID6 without its Q member: P over the data.
+                _ => {
+                    let mut acc = scratch[roles.p_member as usize][..cl].to_vec();
+                    for m in roles.members_by_index() {
+                        acc.iter_mut()
+                            .zip(&scratch[m as usize][..cl])
+                            .for_each(|(a, b)| *a ^= b);
+                    }
+                    acc.iter().all(|&v| v == 0)
                 }
             };
             if !ok {
@@ -437,11 +621,7 @@ impl ArrayReader {
         }
         let end = offset + len;
         // Ranges covered by a reshape backup come from the backup file.
-        let sections = self
-            .asm
-            .backup
-            .as_ref()
-            .map_or(Vec::new(), |b| b.sections.clone());
+        let sections = self.backup_ranges.clone();
         let mut pos = offset;
         while pos < end {
             let hit = sections

@@ -761,6 +761,14 @@ fn load_backup(
     let v2 = match &h[..16] {
         b"md_backup_data-1" => false,
         b"md_backup_data-2" => true,
+        // mdadm clears the backup once the critical section is past.
+        _ if h.iter().all(|&b| b == 0) => {
+            notes.push(format!(
+                "{name}: the backup file is empty (all zeros: mdadm clears it once the critical \
+                 section is past): ignored"
+            ));
+            return Ok(None);
+        }
         _ => return Err(bad("no md_backup_data-1/-2 magic")),
     };
     let u64_at = |o: usize| {
@@ -831,7 +839,7 @@ fn load_backup(
     }
     for (s, l, _) in &sections {
         notes.push(format!(
-            "{name}: array bytes {s}..{} are read from the reshape backup",
+            "{name}: backup section covers array bytes {s}..{} (used where the members cannot decide)",
             s + l
         ));
     }

@@ -200,7 +200,7 @@ def test_backup_file_option(
     img = md_images(GROW)
     members = [str(p) for p in img.members]
     junk = tmp_path / "junk.bak"
-    junk.write_bytes(b"\0" * 8192)
+    junk.write_bytes(b"\x01" * 8192)
     assert cli.main(["detail", *members, "--backup-file", str(junk)]) == 2
     assert "not a usable mdadm backup file" in capsys.readouterr().err
     out = tmp_path / "o.img"
