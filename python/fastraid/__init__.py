@@ -62,8 +62,8 @@ __all__ = [
     "pq_gen",
     "rebuild",
     "recover",
-    "repair",
     "replace",
+    "repair",
     "xor_check",
     "xor_gen",
 ]

@@ -40,6 +40,7 @@ def recover(
 ) -> list[Buffer]: ...
 def kernels() -> dict[str, str | list[str]]: ...
 
+@final
 class RaidArray:
     def __new__(
         cls,
@@ -92,6 +93,23 @@ def plan_create(
     force: bool = False,
     metadata: str = "1.2",
 ) -> CreatePlan: ...
+def scrub(
+    members: Sequence[str | PathLike[str]],
+    *,
+    repair: bool = False,
+    prefer: int | None = None,
+    unresolved: str | None = None,
+    checkpoint: str | PathLike[str] | bool | None = None,
+    resume: bool = False,
+    checkpoint_interval: float = 5.0,
+    speed_limit: int | None = None,
+    batch_bytes: int = 1048576,
+    max_findings: int = 100000,
+    max_ranges: int = 1024,
+    force: bool = False,
+    kernel: str | None = None,
+    progress: Callable[[int, int, float], object] | None = None,
+) -> dict[str, Any]: ...
 
 @final
 class RebuildPlan:
@@ -111,21 +129,3 @@ def plan_rebuild(
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
 ) -> RebuildPlan: ...
-
-def scrub(
-    members: Sequence[str | PathLike[str]],
-    *,
-    repair: bool = False,
-    prefer: int | None = None,
-    unresolved: str | None = None,
-    checkpoint: str | PathLike[str] | bool | None = None,
-    resume: bool = False,
-    checkpoint_interval: float = 5.0,
-    speed_limit: int | None = None,
-    batch_bytes: int = 1048576,
-    max_findings: int = 100000,
-    max_ranges: int = 1024,
-    force: bool = False,
-    kernel: str | None = None,
-    progress: Callable[[int, int, float], object] | None = None,
-) -> dict[str, Any]: ...

@@ -19,12 +19,15 @@ import io
 import os
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
-
-from typing_extensions import Buffer
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._errors import InvalidArgumentError, NotSupportedError
+
+if TYPE_CHECKING:  # typing_extensions is a type checker's dependency, not a runtime one
+    from typing_extensions import Buffer
+
+    from .scrub import ScrubResult
 
 StrPath = str | os.PathLike[str]
 
@@ -124,6 +127,22 @@ class Array:
 
     def clear_trust_map(self) -> None:
         self._core.clear_trust_map()
+
+    # ------------------------------------------------------------------ scrub
+
+    def check(self, **options: Any) -> ScrubResult:
+        """Scrub: read every stripe and report mismatches (:func:`fastraid.check`, same
+        options) over the members this array was assembled from."""
+        from . import scrub
+
+        return scrub.check([m for m in self.members if m is not None], **options)
+
+    def repair(self, **options: Any) -> ScrubResult:
+        """Scrub and repair (:func:`fastraid.repair`, same options). It writes through its
+        own file handles: bytes this Array read before may be stale afterwards."""
+        from . import scrub
+
+        return scrub.repair([m for m in self.members if m is not None], **options)
 
     # ------------------------------------------------------------------ lifetime
 

@@ -542,10 +542,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=("auto", "json", "none"), default="auto")
     p.add_argument("--quiet", action="store_true", help="print nothing (see the exit code)")
     p.set_defaults(func=_cmd_export)
+
+    # Verbs that live in their own modules (one module per area, as pyeclib does).
+    from . import cli_create, cli_rebuild, cli_scrub
+
+    cli_create.register(sub)
+    cli_rebuild.register(sub)
+    cli_scrub.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The demo has its own options: hand them over untouched (argparse's REMAINDER would
+    # otherwise let the top-level parser claim "--k 4" and fail).
+    if argv[:1] == ["demo"]:
+        from . import demo
+
+        return demo.main(argv[1:])
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
