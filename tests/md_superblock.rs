@@ -1028,3 +1028,23 @@ fn preferred_candidate_is_the_newest_valid_one() {
     assert_eq!(md::preferred(&found).unwrap().location, Location::V1_2);
     assert!(md::preferred(&found[2..]).is_none());
 }
+
+/// A 1.1 superblock on a device under 128 KiB sits where the 0.90 location also falls
+/// (sector 0): it is reported once, as 1.1, not a second time as a broken 0.90 candidate.
+#[test]
+fn tiny_device_v1_1_is_not_reported_again_as_v090() {
+    let sectors = 160u64; // 80 KiB
+    let mut sb = SuperblockV1::new(Location::V1_1, sectors).unwrap();
+    sb.update_checksum();
+    let mut dev = vec![0u8; (sectors * 512) as usize];
+    let block = sb.to_block().unwrap();
+    dev[..block.len()].copy_from_slice(&block);
+    let found = probe(dev.len() as u64, |off, buf| {
+        let off = off as usize;
+        buf.copy_from_slice(&dev[off..off + buf.len()]);
+        Ok(())
+    })
+    .unwrap();
+    let locations: Vec<Location> = found.iter().map(|f| f.location).collect();
+    assert_eq!(locations, vec![Location::V1_1], "{found:?}");
+}

@@ -613,7 +613,15 @@ where
         let Some(sector) = location.sector(device_sectors) else {
             continue;
         };
-        if location != Location::V0_90 && seen.contains(&sector) {
+        // On tiny devices two locations can fall on one sector. 0.90 still gets its own
+        // look there (its layout and byte order differ), unless a version-1 superblock was
+        // already found at that sector: then it is that superblock, not a broken 0.90 one.
+        if seen.contains(&sector)
+            && (location != Location::V0_90
+                || found
+                    .iter()
+                    .any(|f: &Found| f.sector == sector && f.superblock.is_ok()))
+        {
             continue;
         }
         seen.push(sector);
