@@ -1035,7 +1035,7 @@ fn preferred_candidate_is_the_newest_valid_one() {
 fn tiny_device_v1_1_is_not_reported_again_as_v090() {
     let sectors = 160u64; // 80 KiB
     let mut sb = SuperblockV1::new(Location::V1_1, sectors).unwrap();
-    sb.update_checksum();
+    sb.update_checksum().unwrap();
     let mut dev = vec![0u8; (sectors * 512) as usize];
     let block = sb.to_block().unwrap();
     dev[..block.len()].copy_from_slice(&block);
