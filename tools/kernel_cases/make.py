@@ -471,21 +471,49 @@ def layout_census(manifest: dict[str, Any], images: list[Path]) -> dict[str, Any
     fds = [p.open("rb") for p in images]
     name = manifest["pattern"]["name"]
     runs: list[list[Any]] = []
+    ambiguous: list[list[int]] = []
+
+    def at(role: int, dev: int, newgeo: bool) -> bytes | None:
+        if role not in by_role:
+            return None
+        k, s = by_role[role]
+        base = s["data_offset_sectors"]
+        if newgeo and s.get("reshape", {}).get("new_offset_flag"):
+            base += s["reshape"]["new_offset_sectors"]
+        fds[k].seek((base + dev) * 512)
+        return fds[k].read(4096)
+
+    def row_consistent(geo: tuple[int, int, int, int], dev: int, newgeo: bool) -> bool | None:
+        """XOR of the 4 KiB row over data and P is zero (RAID-5, or the RAID-5 part of a
+        RAID-6 *-6 layout); None where not computed (other RAID-6 layouts: Q unchecked)."""
+        level, layout, n = geo[0], geo[1], geo[2]
+        if level == 6 and layout < 16:
+            return None
+        acc = 0
+        for role in range(n - 1 if level == 6 else n):
+            b = at(role, dev, newgeo)
+            if b is None:
+                return None
+            acc ^= int.from_bytes(b, "little")
+        return acc == 0
+
     try:
         for i in range(manifest["pattern"]["length_bytes"] // 4096):
             want = pattern_block(name, i)
             found = []
+            got = []
+            cons = []
             for geo, newgeo in ((old, False), (new, True)):
                 role, dev = stripe_map(geo[0], geo[1], geo[2], geo[3], i * 8)
-                if role not in by_role:
-                    found.append(None)
-                    continue
-                k, s = by_role[role]
-                base = s["data_offset_sectors"]
-                if newgeo and s.get("reshape", {}).get("new_offset_flag"):
-                    base += s["reshape"]["new_offset_sectors"]
-                fds[k].seek((base + dev) * 512)
-                found.append(fds[k].read(4096) == want)
+                b = at(role, dev, newgeo)
+                got.append(b)
+                found.append(None if b is None else b == want)
+                cons.append(row_consistent(geo, dev, newgeo))
+            if cons[0] and cons[1] and got[0] != got[1]:
+                if ambiguous and ambiguous[-1][1] == i * 8:
+                    ambiguous[-1][1] = (i + 1) * 8
+                else:
+                    ambiguous.append([i * 8, (i + 1) * 8])
             where = {
                 (True, True): "both",
                 (True, False): "old",
@@ -511,6 +539,11 @@ def layout_census(manifest: dict[str, Any], images: list[Path]) -> dict[str, Any
             zip(("level", "layout", "raid_disks", "chunk_sectors"), new, strict=True)
         ),
         "runs_array_sectors": [{"start": a, "end": b, "found": w} for a, b, w in runs][:64],
+        "parity_ambiguous_sectors": ambiguous,
+        "parity_ambiguous_note": "blocks whose 4 KiB row is parity-consistent (RAID-5 XOR, "
+        "or the RAID-5 part of a *-6 layout) in both geometries while the two readings "
+        "differ: parity cannot tell which one holds the data (a reader may call them "
+        "uncertain); RAID-6 rows with a Q are not computed (never listed)",
         "runs_left_off": max(0, len(runs) - 64),
         "new_only_sectors": [
             min((x[0] for x in only_new), default=None),
