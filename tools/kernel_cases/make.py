@@ -886,11 +886,14 @@ def write_readme() -> None:
         else:
             bk = ""
         if kv:
-            ker = (
-                "sha ok"
-                if kv.get("sha256_matches")
-                else ("not assembled" if not kv.get("assembled") else "WRONG data")
-            )
+            if kv.get("sha256_matches"):
+                ker = "sha ok"
+            elif not kv.get("assembled"):
+                ker = "not assembled"
+            elif kv.get("exit_code") == 3:
+                ker = "WRONG data"
+            else:
+                ker = f"no result (assemble rc {kv.get('assemble_rc')}, did not finish)"
         else:
             ker = "not run"
         rows.append(f"| {d.name} | {m['state']} | {cut} | {pos} | {cen} | {bk} | {ker} |")
