@@ -3,14 +3,14 @@
 //! released, calling the Python progress callback (and checking for Ctrl-C) between
 //! batches.
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::progress::detach_with_progress;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::errors::{invalid, raise, to_py};
+use super::errors::{invalid, to_py};
 use crate::create::{self, CreateOptions, InitialSync, Plan};
 use crate::layout::{Layout, Level};
 use crate::md::{format_uuid, Location};
@@ -135,36 +135,10 @@ impl CreatePlan {
                 "this plan was already executed; make a new one",
             ));
         }
-        let mut failure: Option<PyErr> = None;
-        let result = py.detach(|| {
-            let mut cb = |done: u64, total: u64| -> ControlFlow<()> {
-                Python::attach(|py| {
-                    let r = py.check_signals().and_then(|()| match &progress {
-                        Some(f) => f.call1(py, (done, total)).map(|_| ()),
-                        None => Ok(()),
-                    });
-                    match r {
-                        Ok(()) => ControlFlow::Continue(()),
-                        Err(e) => {
-                            failure = Some(e);
-                            ControlFlow::Break(())
-                        }
-                    }
-                })
-            };
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.plan.execute(&mut cb)))
-        });
-        let report = match result {
-            Err(_) => {
-                return Err(raise(
-                    py,
-                    "InternalError",
-                    "internal error: panic while creating the array",
-                ))
-            }
-            Ok(Err(e)) => return Err(failure.take().unwrap_or_else(|| to_py(py, e))),
-            Ok(Ok(r)) => r,
-        };
+        let report = detach_with_progress(py, progress.as_ref(), "creating the array", |r| {
+            self.plan
+                .execute(&mut |done: u64, total: u64| r.report((done, total)))
+        })?;
         let d = PyDict::new(py);
         d.set_item("uuid", format_uuid(&report.set_uuid))?;
         d.set_item("array_size", report.array_bytes)?;

@@ -5,6 +5,7 @@ mod array;
 mod buffers;
 mod create;
 mod errors;
+mod progress;
 mod rebuild;
 mod scrub;
 

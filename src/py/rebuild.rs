@@ -4,15 +4,14 @@
 //! after every batch. An exception there stops the rebuild at a checkpoint and is
 //! re-raised with a note saying how much is kept and how to resume.
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::progress::detach_with_progress;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::errors::{invalid, raise, to_py};
-use crate::error::Error;
+use super::errors::{invalid, to_py};
 use crate::md::format_uuid;
 use crate::rebuild::{self, Mode, Plan, RebuildOptions};
 
@@ -97,46 +96,10 @@ impl RebuildPlan {
                 "this plan was already executed; make a new one",
             ));
         }
-        let mut failure: Option<PyErr> = None;
-        let result = py.detach(|| {
-            let mut cb = |p: &rebuild::Progress| -> ControlFlow<()> {
-                Python::attach(|py| {
-                    let r = py.check_signals().and_then(|()| match &progress {
-                        Some(f) => f.call1(py, (p.done, p.total, p.rate)).map(|_| ()),
-                        None => Ok(()),
-                    });
-                    match r {
-                        Ok(()) => ControlFlow::Continue(()),
-                        Err(e) => {
-                            failure = Some(e);
-                            ControlFlow::Break(())
-                        }
-                    }
-                })
-            };
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.plan.execute(&mut cb)))
-        });
-        let report = match result {
-            Err(_) => {
-                return Err(raise(
-                    py,
-                    "InternalError",
-                    "internal error: panic while rebuilding",
-                ))
-            }
-            Ok(Err(e)) => {
-                return Err(match (failure.take(), e) {
-                    (Some(f), Error::Cancelled(msg)) => {
-                        // Keep the caller's exception; say what was kept.
-                        let _ = f.value(py).call_method1("add_note", (msg,));
-                        f
-                    }
-                    (Some(f), _) => f,
-                    (None, e) => to_py(py, e),
-                });
-            }
-            Ok(Ok(r)) => r,
-        };
+        let report = detach_with_progress(py, progress.as_ref(), "rebuilding", |r| {
+            self.plan
+                .execute(&mut |p: &rebuild::Progress| r.report((p.done, p.total, p.rate)))
+        })?;
         let d = PyDict::new(py);
         d.set_item("slot", report.slot)?;
         d.set_item("target", report.target.display().to_string())?;

@@ -1,14 +1,14 @@
 //! `fastraid._core.scrub`: argument conversion for [`crate::scrub`]. The scrub runs with the
 //! GIL released; the Python progress callback (and a Ctrl-C check) runs between batches.
 
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::progress::detach_with_progress;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use super::errors::{invalid, raise, to_py};
+use super::errors::{invalid, to_py};
 use crate::kernels::Kernel;
 use crate::scrub::{self, Checkpoint, Report, ScrubOptions, Unresolved};
 
@@ -150,38 +150,13 @@ pub(crate) fn scrub_members<'py>(
     if let Some(k) = kernel {
         o.kernel = Kernel::by_name(k).map_err(|e| to_py(py, e))?;
     }
-    let mut failure: Option<PyErr> = None;
-    let result = py.detach(|| {
-        let mut cb = |p: &scrub::Progress| -> ControlFlow<()> {
-            Python::attach(|py| {
-                let r = py.check_signals().and_then(|()| match &progress {
-                    Some(f) => f.call1(py, (p.done, p.total, p.rate)).map(|_| ()),
-                    None => Ok(()),
-                });
-                match r {
-                    Ok(()) => ControlFlow::Continue(()),
-                    Err(e) => {
-                        failure = Some(e);
-                        ControlFlow::Break(())
-                    }
-                }
-            })
-        };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if o.repair {
-                scrub::repair(&members, &o, &mut cb)
-            } else {
-                scrub::check(&members, &o, &mut cb)
-            }
-        }))
-    });
-    match result {
-        Err(_) => Err(raise(
-            py,
-            "InternalError",
-            "internal error: panic during the scrub",
-        )),
-        Ok(Err(e)) => Err(failure.take().unwrap_or_else(|| to_py(py, e))),
-        Ok(Ok(r)) => report_dict(py, &r),
-    }
+    let report = detach_with_progress(py, progress.as_ref(), "scrubbing", |r| {
+        let mut cb = |p: &scrub::Progress| r.report((p.done, p.total, p.rate));
+        if o.repair {
+            scrub::repair(&members, &o, &mut cb)
+        } else {
+            scrub::check(&members, &o, &mut cb)
+        }
+    })?;
+    report_dict(py, &report)
 }
