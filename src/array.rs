@@ -254,6 +254,12 @@ impl ArrayReader {
         // Content comparison means something only when the new data lives apart from the
         // old (a moved data offset); in place, equal units are mere coincidences.
         let moved_offset = self.asm.parts[new_k].shift != 0;
+        // In place with the same members and level (a chunk or layout change), parity cannot
+        // tell the geometries apart: every row is consistent in both whatever wrote it.
+        let parity_blind = !moved_offset
+            && self.asm.parts[0].shift == self.asm.parts[1].shift
+            && lo.geometry.raid_disks() == hi.geometry.raid_disks()
+            && lo.geometry.level() == hi.geometry.level();
         if let Some(e) = moved_offset
             .then(|| self.content_boundary(new_k, old_k, new_is_low, boundary, unit, size))
             .transpose()?
@@ -275,6 +281,7 @@ impl ArrayReader {
         let mut x = boundary;
         let mut moved = 0i64;
         let mut undecided = Vec::new();
+        let mut ambiguous_units: Vec<u64> = Vec::new();
         // Towards the old side: units the kernel already rewrote in the new geometry are
         // consistent there and not in the old one. Units consistent in both (rows that sit
         // alike in both layouts, or rows the kernel has not reached) are stepped over; the
@@ -301,7 +308,11 @@ impl ArrayReader {
                         moved += (next.abs_diff(x) / unit) as i64;
                         x = next;
                     }
-                    (Some(true), Some(true)) => {}
+                    (Some(true), Some(true)) => {
+                        if parity_blind {
+                            ambiguous_units.push(start);
+                        }
+                    }
                     (Some(false), Some(false)) if y == x || undecided.last().is_some() => {
                         // Inconsistent both ways next to the boundary: undecided (a run
                         // of them, where a backup file may help).
@@ -392,6 +403,21 @@ impl ArrayReader {
             });
         }
         self.backup_ranges = overlay;
+        // In place, a unit consistent in both geometries past the boundary may have been
+        // rewritten by the kernel ahead of its checkpoint or not: where the two readings
+        // differ, parity cannot tell which holds the data (nor can the backup, which may
+        // have been saved after the kernel rewrote its stripes). Those bytes are uncertain.
+        let ambiguous =
+            self.ambiguous_ranges(&ambiguous_units, x, new_is_low, new_k, old_k, unit)?;
+        if !ambiguous.is_empty() {
+            let total: u64 = ambiguous.iter().map(|(s, e)| e - s).sum();
+            self.asm.notes.push(format!(
+                "{total} bytes past the reshape boundary read differently in the two \
+                 geometries while parity is consistent in both: undecidable, read in the old \
+                 geometry and reported as uncertain"
+            ));
+        }
+        undecided.extend(ambiguous);
         for (s, e) in &undecided {
             self.asm.notes.push(format!(
                 "array bytes {s}..{e} are parity-inconsistent in both geometries: undecided, \
@@ -468,6 +494,51 @@ impl ArrayReader {
             y += unit;
         }
         Ok(Some(e))
+    }
+
+    /// The sub-ranges (4 KiB granular) of the units starting at `starts` on the old side
+    /// of boundary `x` whose readings in parts `new_k` and `old_k` differ.
+    fn ambiguous_ranges(
+        &mut self,
+        starts: &[u64],
+        x: u64,
+        new_is_low: bool,
+        new_k: usize,
+        old_k: usize,
+        unit: u64,
+    ) -> Result<Vec<(u64, u64)>> {
+        const BLOCK: usize = 4096;
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let Ok(u) = usize::try_from(unit) else {
+            return Ok(out);
+        };
+        let (mut a, mut b) = (vec![0u8; u], vec![0u8; u]);
+        for &start in starts {
+            let old_side = if new_is_low {
+                start >= x
+            } else {
+                start + unit <= x
+            };
+            if !old_side {
+                continue;
+            }
+            self.read_part_range(new_k, start, &mut a)?;
+            self.read_part_range(old_k, start, &mut b)?;
+            for (i, (ca, cb)) in a.chunks(BLOCK).zip(b.chunks(BLOCK)).enumerate() {
+                if ca == cb {
+                    continue;
+                }
+                let s = start + (i * BLOCK) as u64;
+                let e = s + ca.len() as u64;
+                match out.last_mut() {
+                    Some(l) if l.1 == s => l.1 = e,
+                    _ => out.push((s, e)),
+                }
+            }
+        }
+        self.trust.clear();
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// Array bytes `[from, from + buf.len())` read in part `k`'s geometry, whatever range
