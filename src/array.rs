@@ -308,6 +308,15 @@ impl ArrayReader {
                         moved += (next.abs_diff(x) / unit) as i64;
                         x = next;
                     }
+                    // A recovering Q member written ahead of the checkpoint: where the new
+                    // geometry's Q checks and the old one's does not, the kernel was there.
+                    (Some(true), Some(true))
+                        if self.unit_check(new_k, start, unit, true) == Some(true)
+                            && self.unit_check(old_k, start, unit, true) != Some(true) =>
+                    {
+                        moved += (next.abs_diff(x) / unit) as i64;
+                        x = next;
+                    }
                     (Some(true), Some(true)) => {
                         if parity_blind {
                             ambiguous_units.push(start);
@@ -570,6 +579,12 @@ impl ArrayReader {
     /// Whether every stripe of part `k`'s geometry in array bytes `[x, x + unit)` has
     /// consistent parity; `None` if a member is missing or a read fails.
     fn unit_consistent(&mut self, k: usize, x: u64, unit: u64) -> Option<bool> {
+        self.unit_check(k, x, unit, false)
+    }
+
+    /// [`Self::unit_consistent`]; with `strict_q`, every stripe must have a Q that checks,
+    /// recovering or not (`None` where the geometry has no Q or a Q member is absent).
+    fn unit_check(&mut self, k: usize, x: u64, unit: u64, strict_q: bool) -> Option<bool> {
         let g = self.asm.parts[k].geometry.clone();
         let shift = self.asm.parts[k].shift;
         // A member still being recovered (RECOVERY_OFFSET, e.g. the Q disk a RAID5->6
@@ -606,7 +621,7 @@ impl ArrayReader {
                 .all(|&m| present[m as usize]);
             let p_ok = present[roles.p_member as usize];
             let q_ok = roles.q_member.map(|q| present[q as usize]);
-            if !data_ok || !p_ok {
+            if !data_ok || !p_ok || (strict_q && q_ok != Some(true)) {
                 return None;
             }
             let scratch = &self.scratch;
@@ -635,7 +650,7 @@ impl ArrayReader {
                         .get(q as usize)
                         .and_then(Option::as_ref)
                         .is_some_and(|sm| usable_at(sm, shift, stripe * c, c) == (true, c));
-                    pk && (qk || !q_trusted)
+                    pk && (qk || (!q_trusted && !strict_q))
                 }
                 // RAID4/5, or RAID6 without its Q member: P over the data.
                 _ => {
