@@ -795,14 +795,8 @@ impl ArrayReader {
         out: &mut [u8],
         strict: bool,
     ) -> Result<()> {
-        let mut i = 0;
-        while i < ext.len() {
-            let mut j = i + 1;
-            while j < ext.len() && ext[j].array_offset == ext[i].array_offset {
-                j += 1;
-            }
-            self.read_piece_copies(base, &ext[i..j], out, strict)?;
-            i = j;
+        for copies in ext.chunk_by(|a, b| a.array_offset == b.array_offset) {
+            self.read_piece_copies(base, copies, out, strict)?;
         }
         Ok(())
     }
@@ -912,14 +906,8 @@ impl ArrayReader {
         out: &mut [u8],
         strict: bool,
     ) -> Result<()> {
-        let mut i = 0;
-        while i < ext.len() {
-            let mut j = i + 1;
-            while j < ext.len() && ext[j].stripe == ext[i].stripe {
-                j += 1;
-            }
-            self.read_stripe(base, &ext[i..j], out, strict)?;
-            i = j;
+        for pieces in ext.chunk_by(|a, b| a.stripe == b.stripe) {
+            self.read_stripe(base, pieces, out, strict)?;
         }
         Ok(())
     }
