@@ -48,6 +48,9 @@ pub struct AssembleOptions {
     /// Use stale members (event count more than one behind) where the array cannot run
     /// without them, as `mdadm --assemble --force` does.
     pub force: bool,
+    /// Open the members read-write (for [`crate::writer`]); a member that cannot be opened
+    /// so is then an error instead of being left out.
+    pub writable: bool,
 }
 
 /// What assembly made of one path.
@@ -300,8 +303,10 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
             used: false,
             reason: String::new(),
         };
-        let device = match Member::open(p) {
+        let device = match Member::open_with(p, opts.writable) {
             Ok(d) => d,
+            // Writing must not silently run degraded because a member is read-only.
+            Err(e) if opts.writable => return Err(e),
             Err(e) => {
                 report.reason = e.to_string();
                 reports.push(report);
@@ -1003,7 +1008,7 @@ fn role_in_reference(reference: &Superblock, info: &MemberInfo) -> Role {
 }
 
 /// Whether the present slots let the level serve every block.
-fn enough(level: Level, present: &[bool], geo: Option<&Geometry>) -> bool {
+pub(crate) fn enough(level: Level, present: &[bool], geo: Option<&Geometry>) -> bool {
     let missing = present.iter().filter(|p| !**p).count();
     match level {
         Level::Linear | Level::Raid0 => missing == 0,

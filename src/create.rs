@@ -20,13 +20,14 @@
 //! 0xffff for missing slots and unused entries; `events` 0; `resync_offset` MaxSector
 //! (clean) because the redundancy is made consistent before the superblocks are written
 //! (or is consistent already: members that are new sparse files are all zeros, and zeros
-//! are a consistent stripe for P, Q and mirrors alike); no bitmap (§8.3 is left for later).
+//! are a consistent stripe for P, Q and mirrors alike); an internal write-intent bitmap with
+//! every bit clear (§8.3) for the redundant levels, used by [`crate::writer`].
 //! A degraded start (a `None` member) is allowed where the level has redundancy to spare;
 //! the missing member's data blocks are defined as zeros ([`crate::resync::Missing::Zero`]).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{invalid, Error, Result};
 use crate::layout::{Geometry, Layout, Level, Raid0Layout, SECTOR_SIZE};
+use crate::md::bitmap::{self, BitmapHeader, HEADER_BYTES};
 use crate::md::superblock::{Found, Superblock};
 use crate::md::v1::{bitmap_space, FeatureMap};
 use crate::md::{format_uuid, level_name, Location, MdTime, Role, SuperblockV1, MAX_SECTOR};
@@ -324,6 +326,9 @@ pub struct Plan {
     pub data_offset: u64,
     pub members: Vec<MemberPlan>,
     pub sync: InitialSync,
+    /// The internal write-intent bitmap written on every member (redundant levels, when
+    /// the reserved space holds one), all bits clear (§8.3, §8.7 item 7).
+    pub bitmap: Option<BitmapHeader>,
 }
 
 /// What [`Plan::execute`] did.
@@ -399,12 +404,8 @@ fn probe_existing(path: &Path) -> Result<Probed> {
 }
 
 /// 16 random bytes from the kernel's CSPRNG.
-fn random_uuid() -> Result<[u8; 16]> {
-    let mut u = [0u8; 16];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut u))
-        .map_err(|e| Error::Io(format!("/dev/urandom: {e}")))?;
-    Ok(u)
+pub(crate) fn random_uuid() -> Result<[u8; 16]> {
+    crate::md::random_uuid().map_err(|e| Error::Io(format!("/dev/urandom: {e}")))
 }
 
 fn hostname() -> Option<String> {
@@ -698,8 +699,32 @@ pub fn plan(members: &[Option<PathBuf>], opts: &CreateOptions) -> Result<Plan> {
         }
     }
 
-    // --- Superblocks.
+    // --- The write-intent bitmap: in the space reserved for it (after the superblock for
+    // 1.1/1.2, before it for 1.0), covering md's resync units (member sectors, array
+    // sectors for RAID10), with a chunk of at least 1 MiB that fits.
     let set_uuid = random_uuid()?;
+    let bitmap = if redundant {
+        let space = match opts.metadata {
+            Location::V1_0 => sectors.iter().flatten().map(|&s| bitmap_space(s)).min(),
+            _ => Some(bm_space),
+        }
+        .unwrap_or(0);
+        let sync_size = if level == Level::Raid10 {
+            geometry.array_sectors()
+        } else {
+            component
+        };
+        bitmap::choose_chunk(sync_size, space * SECTOR_SIZE)
+            .map(|c| BitmapHeader::new(set_uuid, 0, sync_size, c))
+    } else {
+        None
+    };
+    // Bitmap bytes on disk, rounded to 4 KiB as mdadm places a 1.0 bitmap.
+    let bitmap_sectors = bitmap.as_ref().map_or(0, |b| {
+        (HEADER_BYTES as u64 + b.bits_bytes()).div_ceil(4096) * 8
+    });
+
+    // --- Superblocks.
     let name = stored_name(opts.name.as_deref())?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -741,6 +766,13 @@ pub fn plan(members: &[Option<PathBuf>], opts: &CreateOptions) -> Result<Plan> {
         sb.data_size = data_size;
         if opts.metadata != Location::V1_0 {
             sb.bblog_offset = 8 + bm_space as i32;
+        }
+        if bitmap.is_some() {
+            sb.feature_map.set(FeatureMap::BITMAP_OFFSET, true);
+            sb.bitmap_offset = match opts.metadata {
+                Location::V1_0 => -(bitmap_sectors as i32) - 8,
+                _ => 8,
+            };
         }
         sb.dev_number = slot;
         sb.device_uuid = random_uuid()?;
@@ -787,6 +819,7 @@ pub fn plan(members: &[Option<PathBuf>], opts: &CreateOptions) -> Result<Plan> {
         data_offset,
         members: plans,
         sync,
+        bitmap,
     })
 }
 
@@ -953,7 +986,23 @@ impl Plan {
             }
         }
 
-        // Step 3: the superblocks, last; then fsync. Until this step completes on every
+        // Step 3: the bitmap (all bits clear: the data is consistent), then the
+        // superblocks, last; then fsync.
+        if let Some(h) = &self.bitmap {
+            let len = (HEADER_BYTES as u64 + h.bits_bytes()).div_ceil(4096) * 4096;
+            let mut area = vec![0u8; len as usize];
+            area[..HEADER_BYTES].copy_from_slice(&h.to_bytes());
+            for o in opened.iter().flatten() {
+                let at =
+                    o.sb.bitmap_offset()
+                        .and_then(|b| o.sb.super_offset.checked_add_signed(i64::from(b)))
+                        .ok_or_else(|| invalid!("bitmap outside the device"))?;
+                o.file
+                    .write_all_at(&area, at * SECTOR_SIZE)
+                    .map_err(|e| io_error(&o.path, "cannot write the bitmap", &e))?;
+            }
+        }
+        // The superblocks, last; then fsync. Until this step completes on every
         // member the kernel assembles nothing (or, after a crash half-way, a degraded array
         // whose members all hold consistent data).
         for o in opened.iter().flatten() {

@@ -110,6 +110,45 @@ impl Member {
         })
     }
 
+    /// Writes all of `buf` at byte `offset` (positioned, like the reads). Refuses a member
+    /// opened read-only and a write past the end of the device; an error names the path.
+    pub fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        let fail = |why: String| {
+            Error::Io(format!(
+                "{}: write of {} bytes at byte {offset} failed: {why}",
+                self.path.display(),
+                buf.len()
+            ))
+        };
+        if !self.writable {
+            return Err(fail("opened read-only".into()));
+        }
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.len)
+        {
+            return Err(fail(format!(
+                "past the end of the device ({} bytes)",
+                self.len
+            )));
+        }
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| fail(describe(&e)))
+    }
+
+    /// The open file (for code that does its own positioned I/O, like the resync).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Makes every write so far durable (`fdatasync`).
+    pub fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::Io(format!("{}: fdatasync failed: {e}", self.path.display())))
+    }
+
     /// [`Member::read_exact_at`] with the plain `io::Error` (for [`crate::md::probe`]).
     pub fn read_io(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let end = offset

@@ -27,6 +27,7 @@ pub mod parity;
 pub mod rebuild;
 pub mod resync;
 pub mod scrub;
+pub mod writer;
 
 #[cfg(feature = "python")]
 mod py;

@@ -55,10 +55,10 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::assemble::{assemble, AssembleOptions, Assembly, MemberState, SlotMember};
-use crate::create::{scan_signatures, Signature};
+use crate::create::{random_uuid, scan_signatures, Signature};
 use crate::error::{invalid, Error, Result};
 use crate::io::Member;
 use crate::layout::{Level, SECTOR_SIZE};
@@ -216,25 +216,6 @@ pub struct Plan {
     opts: RebuildOptions,
 }
 
-fn now() -> MdTime {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    MdTime {
-        seconds: d.as_secs(),
-        micros: d.subsec_micros(),
-    }
-}
-
-fn random_uuid() -> Result<[u8; 16]> {
-    use std::io::Read;
-    let mut u = [0u8; 16];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut u))
-        .map_err(|e| Error::Io(format!("/dev/urandom: {e}")))?;
-    Ok(u)
-}
-
 fn io_err(path: &Path, what: &str, e: &std::io::Error) -> Error {
     Error::Io(format!("{}: {what}: {e}", path.display()))
 }
@@ -290,7 +271,7 @@ pub fn plan<P: AsRef<Path>>(members: &[P], opts: &RebuildOptions) -> Result<Plan
             "replace: give the slot to replace and the new device or file"
         ));
     }
-    let asm = assemble(members, AssembleOptions { force: false })?;
+    let asm = assemble(members, AssembleOptions::default())?;
     let g = asm.geometry.clone();
     let level = g.level();
     let mut notes = Vec::new();
@@ -778,7 +759,7 @@ struct Recovery<'a> {
 }
 
 fn write_superblock(file: &File, path: &Path, sb: &mut SuperblockV1) -> Result<()> {
-    sb.utime_raw = now().to_v1();
+    sb.utime_raw = MdTime::now().to_v1();
     sb.update_checksum().map_err(md_err)?;
     let block = sb.to_block().map_err(md_err)?;
     file.write_all_at(&block, sb.super_offset * SECTOR_SIZE)

@@ -315,7 +315,13 @@ fn scrub_paths<P: AsRef<Path>>(
     opts: &ScrubOptions,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Report> {
-    let asm = assemble::assemble(paths, AssembleOptions { force: opts.force })?;
+    let asm = assemble::assemble(
+        paths,
+        AssembleOptions {
+            force: opts.force,
+            writable: false,
+        },
+    )?;
     scrub_assembly(&asm, opts, progress)
 }
 

@@ -55,3 +55,21 @@ def md_images(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], MdIma
         return cache[name]
 
     return load
+
+
+@pytest.fixture
+def md_copy(
+    md_images: Callable[[str], MdImages], tmp_path: Path
+) -> Callable[[str], list[Path]]:
+    """``md_copy(name)`` -> paths of a private copy of a fixture's members (to write to)."""
+
+    def copy(name: str) -> list[Path]:
+        dest = tmp_path / name
+        dest.mkdir()
+        out = []
+        for p in md_images(name).members:
+            out.append(dest / p.name)
+            shutil.copyfile(p, out[-1])
+        return out
+
+    return copy

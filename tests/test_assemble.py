@@ -242,19 +242,29 @@ def test_volume_and_readinto(md_images: Callable[[str], MdImages]) -> None:
         assert a.read(a.size + 5, 10) == b""
         with pytest.raises(fastraid.InvalidArgumentError):
             a.read(-1, 10)
-        with pytest.raises(fastraid.NotSupportedError):
+        with pytest.raises(fastraid.ReadOnlyError):
             a.write(0, b"x")
+        with a.volume() as f, pytest.raises(fastraid.ReadOnlyError):
+            f.write(b"x")
     assert a.closed
     with pytest.raises(fastraid.InvalidArgumentError, match="closed"):
         a.read(0, 1)
 
 
-def test_open_read_write_not_implemented(md_images: Callable[[str], MdImages]) -> None:
-    img = md_images("raid1-2")
-    with pytest.raises(fastraid.NotSupportedError, match="writing is not implemented"):
-        fastraid.open([str(p) for p in img.members])
+def test_open_read_write_without_writes_changes_nothing(
+    md_copy: Callable[[str], list[Path]],
+) -> None:
+    """Like the kernel assembling and stopping a clean array: no byte of a member changes
+    when nothing is written."""
+    paths = md_copy("raid5-ls-3")
+    before = [p.read_bytes() for p in paths]
+    with fastraid.open([str(p) for p in paths]) as a:
+        assert a.writable and a.state == "clean"
+        a.read(0, 1 << 20)
+        a.flush()
+    assert [p.read_bytes() for p in paths] == before
     with pytest.raises(fastraid.InvalidArgumentError):
-        fastraid.open(str(img.members[0]), readonly=True)
+        fastraid.open(str(paths[0]), readonly=True)
 
 
 # ======================================================================================

@@ -45,6 +45,7 @@ def superblock(path: Path, offset: int = 4096) -> dict[str, Any]:
         "size": struct.unpack_from("<Q", raw, 80)[0],
         "chunksize": struct.unpack_from("<I", raw, 88)[0],
         "raid_disks": struct.unpack_from("<I", raw, 92)[0],
+        "bitmap_offset": struct.unpack_from("<i", raw, 96)[0],
         "data_offset": struct.unpack_from("<Q", raw, 128)[0],
         "data_size": struct.unpack_from("<Q", raw, 136)[0],
         "super_offset": struct.unpack_from("<Q", raw, 144)[0],
@@ -99,6 +100,23 @@ def fake_gpt(path: Path) -> None:
 # ----------------------------------------------------------------------------------------
 
 
+def assert_clean_bitmap(path: Path, at: int, sb: dict[str, Any]) -> None:
+    """The bitmap header of section 8.3 at byte ``at``, in step with ``sb``, bits clear."""
+    with path.open("rb") as f:
+        f.seek(at)
+        raw = f.read(4096)
+    magic, version = struct.unpack_from("<II", raw, 0)
+    assert (magic, version) == (0x6D746962, 4)
+    assert raw[8:24] == sb["set_uuid"]
+    events, cleared, sync_size = struct.unpack_from("<QQQ", raw, 24)
+    state, chunk, sleep = struct.unpack_from("<III", raw, 48)
+    assert events == sb["events"] and cleared <= events
+    assert sync_size == sb["size"] and state == 0 and sleep >= 1
+    assert chunk >= 1 << 20 and chunk & (chunk - 1) == 0
+    nbits = -(-sync_size * 512 // chunk)
+    assert raw[256 : 256 + -(-nbits // 8)] == bytes(-(-nbits // 8)), "bits clear"
+
+
 def test_raid5_superblocks_as_section_8(tmp_path: Path) -> None:
     paths = [tmp_path / f"new{i}.img" for i in range(3)]
     plan = fastraid.plan_create(paths, level=5, chunk=64 * 1024, size=8 * MiB, name="r5")
@@ -112,7 +130,9 @@ def test_raid5_superblocks_as_section_8(tmp_path: Path) -> None:
         assert p.stat().st_size == 8 * MiB
         assert p.stat().st_blocks * 512 < 1 * MiB, "new members stay sparse"
         assert sb["csum_ok"]
-        assert sb["feature_map"] == 0
+        assert sb["feature_map"] == 1, "BITMAP_OFFSET: an internal write-intent bitmap"
+        assert sb["bitmap_offset"] == 8
+        assert_clean_bitmap(p, 8192, sb)
         assert sb["level"] == 5 and sb["layout"] == 2
         assert sb["chunksize"] == 128 and sb["raid_disks"] == 3
         assert sb["super_offset"] == 8 and sb["data_offset"] == 2048

@@ -28,6 +28,7 @@ from ._errors import (
     MemberInUseError,
     NotAnArrayError,
     NotSupportedError,
+    ReadOnlyError,
     TooManyFailuresError,
 )
 from .array import Array, Volume, examine, open
@@ -47,6 +48,7 @@ __all__ = [
     "MemberInUseError",
     "NotAnArrayError",
     "NotSupportedError",
+    "ReadOnlyError",
     "ScrubResult",
     "TooManyFailuresError",
     "Volume",

@@ -7,6 +7,8 @@ hierarchy lives in one place and can use multiple inheritance, which PyO3's
 
 from __future__ import annotations
 
+import io
+
 
 class FastRaidError(Exception):
     """Base class of every error raised by fastraid."""
@@ -48,6 +50,10 @@ class NotSupportedError(FastRaidError, NotImplementedError):
     """Recognised but not handled yet (writing, a reshape in progress, ...)."""
 
 
+class ReadOnlyError(FastRaidError, io.UnsupportedOperation):
+    """A write to an array (or volume) opened with ``readonly=True``."""
+
+
 class MemberInUseError(FastRaidError, ValueError):
     """A member given to ``create`` already holds an md superblock, a file system or a
     partition table (the message says what, with the md level, UUID and creation time where
@@ -68,6 +74,7 @@ __all__ = [
     "MemberInUseError",
     "MemberError",
     "NotAnArrayError",
+    "ReadOnlyError",
     "NotSupportedError",
     "TooManyFailuresError",
 ]

@@ -1,13 +1,16 @@
 """Assembled md arrays: :func:`open` and :class:`Array`.
 
-``fastraid.open(members, readonly=True)`` assembles a Linux md array from its member
-images or block devices without the kernel and without writing to them (md-format.md
-section 4): members may be given in any order, stale, spare or foreign paths are left out
-with a reason (:meth:`Array.detail`), missing members are rebuilt from parity or mirrors.
+``fastraid.open(members)`` assembles a Linux md array from its member images or block
+devices without the kernel (md-format.md section 4): members may be given in any order,
+stale, spare or foreign paths are left out with a reason (:meth:`Array.detail`), missing
+members are rebuilt from parity or mirrors. With ``readonly=True`` nothing is ever written
+(recovery); otherwise the array can be written, members failed, added, replaced and
+rebuilt, and the Linux kernel assembles the result (md's superblocks, bitmap and layout).
 
-    with fastraid.open(["a.img", "b.img", "c.img"], readonly=True) as array:
+    with fastraid.open(["a.img", "b.img", "c.img"]) as array:
+        array.write(1 << 20, b"hello")
         head = array.read(0, 4096)
-        with array.volume() as f:      # a read-only file object over the array
+        with array.volume() as f:      # a file object over the array
             f.seek(1 << 20)
             data = f.read(65536)
         print(array.trust_map())       # what was read clean, rebuilt or unreadable
@@ -15,6 +18,7 @@ with a reason (:meth:`Array.detail`), missing members are rebuilt from parity or
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Iterable
@@ -22,25 +26,42 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _core
-from ._errors import InvalidArgumentError, NotSupportedError
+from ._errors import InvalidArgumentError, ReadOnlyError
 
 if TYPE_CHECKING:  # typing_extensions is a type checker's dependency, not a runtime one
     from typing_extensions import Buffer
 
+    from .rebuild import Progress
     from .scrub import ScrubResult
 
 StrPath = str | os.PathLike[str]
 
 
 class Array:
-    """An md array assembled from its members (read-only for now).
+    """An md array assembled from its members.
 
     Properties mirror ``mdadm --detail``: :attr:`level`, :attr:`layout`, :attr:`chunk`,
     :attr:`raid_devices`, :attr:`size`, :attr:`members`, :attr:`state`, :attr:`degraded`.
+
+    Membership changes (:meth:`fail`, :meth:`remove`, :meth:`add`, :meth:`replace`,
+    :meth:`rebuild`) are made on the members' superblocks the way md makes them; the array
+    is flushed first and assembled again from its paths afterwards.
     """
 
-    def __init__(self, core: _core.RaidArray) -> None:
+    def __init__(
+        self,
+        core: _core.RaidArray,
+        paths: list[str] | None = None,
+        *,
+        force: bool = False,
+        readonly: bool = True,
+    ) -> None:
         self._core = core
+        self._paths = list(paths or [])
+        self._force = force
+        self._readonly = readonly
+        #: Paths of members failed or replaced through this object, by their old slot.
+        self._failed: dict[int, list[str]] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -86,6 +107,16 @@ class Array:
     def closed(self) -> bool:
         return self._core.closed
 
+    @property
+    def writable(self) -> bool:
+        """False when opened with ``readonly=True``."""
+        return self._core.writable
+
+    @property
+    def paths(self) -> list[str]:
+        """Every path the array is assembled from (spares and failed members included)."""
+        return list(self._paths)
+
     # ------------------------------------------------------------------ I/O
 
     def read(self, offset: int, length: int, *, strict: bool = True) -> bytes:
@@ -102,12 +133,152 @@ class Array:
         return self._core.readinto(offset, buffer, strict=strict)
 
     def write(self, offset: int, data: Buffer) -> int:
-        """Not implemented yet: arrays are opened read-only."""
-        raise NotSupportedError("writing is not implemented yet: the array is read-only")
+        """Write ``data`` at ``offset``; returns ``len(data)``.
+
+        Parity and mirrors are updated with the data (full stripes directly, partial ones
+        by read-modify-write or reconstruct-write, whichever reads less; a degraded stripe
+        keeps the missing member's data recoverable). Before the first write after a
+        flush the array is marked dirty in md's superblocks and write-intent bitmap, so an
+        unclean stop (kill -9, power cut) is resynced exactly where writes were under way
+        at the next :func:`open` (or by the kernel). Data reaches the members' page cache;
+        :meth:`flush` (or :meth:`close`) makes it durable and marks the array clean.
+
+        :raises ReadOnlyError: opened with ``readonly=True``.
+        :raises InvalidArgumentError: the range is outside the array.
+        """
+        return self._core.write(offset, data)
+
+    def flush(self) -> None:
+        """Make every write durable (fdatasync on every member) and mark the array clean."""
+        self._core.flush()
 
     def volume(self) -> Volume:
-        """A read-only :class:`io.RawIOBase` over the array (seek, tell, readinto)."""
+        """An :class:`io.RawIOBase` over the array (seek, tell, readinto, and write when the
+        array is writable)."""
         return Volume(self)
+
+    # ------------------------------------------------------------------ membership
+
+    def _reopen(self) -> None:
+        self._core = _core.RaidArray(self._paths, force=self._force, writable=True)
+
+    def _writable(self) -> None:
+        if self._readonly:
+            raise ReadOnlyError("the array was opened read-only")
+        if self.closed:
+            raise InvalidArgumentError("the array is closed")
+
+    def fail(self, i: int) -> str:
+        """Mark the member of slot ``i`` faulty (``mdadm --fail``): the other members record
+        it as faulty, and it is left out from now on. Returns its path.
+
+        :raises TooManyFailuresError: the array cannot run without it.
+        """
+        self._writable()
+        try:
+            path = self._core.fail(i)
+        finally:
+            self._reopen()
+        self._failed.setdefault(i, []).append(path)
+        return path
+
+    def remove(self, i: int) -> list[str]:
+        """Remove the failed member(s) of slot ``i`` from this array (``mdadm --remove``):
+        their paths are no longer used. Returns them.
+
+        :raises InvalidArgumentError: slot ``i`` is active (fail it first) or has nothing
+            to remove.
+        """
+        self._writable()
+        gone = set(self._failed.pop(i, []))
+        for m in self.detail()["members"]:
+            if m.get("state") in ("faulty", "stale") and m.get("slot") == i:
+                gone.add(m["path"])
+        if not gone:
+            members = self.members
+            if 0 <= i < len(members) and members[i] is not None:
+                raise InvalidArgumentError(f"slot {i} is active: fail({i}) it first")
+            raise InvalidArgumentError(f"slot {i}: no failed member to remove")
+        self.close()
+        self._paths = [p for p in self._paths if p not in gone]
+        self._reopen()
+        return sorted(gone)
+
+    def add(self, path: StrPath, *, force: bool = False) -> dict[str, Any]:
+        """Add ``path`` as a spare (``mdadm --add``); a missing file is created sparse. A
+        degraded array is then rebuilt onto it by :meth:`rebuild`.
+
+        :raises MemberInUseError: ``path`` holds another array, a file system or a
+            partition table (``force=True`` overwrites it).
+        """
+        self._writable()
+        p = os.fspath(path)
+        try:
+            info = self._core.add_spare(p, force=force)
+        except BaseException:
+            self._reopen()
+            raise
+        self._paths.append(p)
+        self._reopen()
+        return info
+
+    def rebuild(
+        self,
+        progress: Progress | None = None,
+        *,
+        new: StrPath | None = None,
+        slot: int | None = None,
+        speed_limit: int | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Rebuild a missing slot onto a spare (added with :meth:`add`) or onto ``new``,
+        checkpointed in md's ``recovery_offset`` (:func:`fastraid.rebuild`): interrupted,
+        even by kill -9, it resumes where it stopped when called again."""
+        from . import rebuild
+
+        self._writable()
+        self.close()
+        target = None if new is None else os.fspath(new)
+        try:
+            result = rebuild.rebuild(
+                self._paths,
+                slot=slot,
+                new=target,
+                progress=progress,
+                speed_limit=speed_limit,
+                force=force,
+            )
+            if target is not None and target not in self._paths:
+                self._paths.append(target)
+        finally:
+            self._reopen()
+        return result
+
+    def replace(
+        self,
+        i: int,
+        path: StrPath,
+        progress: Progress | None = None,
+        *,
+        speed_limit: int | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """Copy the member of slot ``i`` onto ``path`` while the array stays redundant
+        (``mdadm --replace``); the old member is then faulty (see :meth:`remove`)."""
+        from . import rebuild
+
+        self._writable()
+        self.close()
+        target = os.fspath(path)
+        try:
+            result = rebuild.replace(
+                self._paths, i, target, progress, speed_limit=speed_limit, force=force
+            )
+            self._paths.append(target)
+            self._failed.setdefault(i, []).append(str(result["replaced"]))
+        finally:
+            self._reopen()
+        return result
 
     # ------------------------------------------------------------------ reports
 
@@ -147,7 +318,7 @@ class Array:
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        """Close the members. Closing twice is fine."""
+        """Flush (when writable) and close the members. Closing twice is fine."""
         self._core.close()
 
     def __enter__(self) -> Array:
@@ -172,9 +343,11 @@ class Array:
 
 
 class Volume(io.RawIOBase):
-    """A read-only file object over an :class:`Array` (for tools that want a file).
+    """A file object over an :class:`Array` (for tools that want a file): readable and
+    seekable, writable when the array is. The array does not grow: a write at its end
+    raises ``OSError(ENOSPC)`` like a full block device, a write across it is short.
 
-    Closing the volume does not close the array.
+    Closing the volume flushes it but does not close the array.
     """
 
     def __init__(self, array: Array) -> None:
@@ -189,7 +362,24 @@ class Volume(io.RawIOBase):
         return True
 
     def writable(self) -> bool:
-        return False
+        return self._array.writable
+
+    def write(self, b: Buffer) -> int:
+        if self.closed:
+            raise ValueError("I/O operation on closed volume")
+        if not self.writable():
+            raise ReadOnlyError("the array was opened read-only")
+        view = memoryview(b).cast("B")
+        n = min(len(view), max(0, self._array.size - self._pos))
+        if n == 0 and len(view):
+            raise OSError(errno.ENOSPC, "no space left on the array", None)
+        self._array.write(self._pos, view[:n])
+        self._pos += n
+        return n
+
+    def flush(self) -> None:
+        if not self.closed and self.writable():
+            self._array.flush()
 
     def readinto(self, buffer: Buffer) -> int:
         if self.closed:
@@ -229,9 +419,15 @@ def open(
     """Assemble the md array whose members are ``members`` (paths of images or block
     devices, any order).
 
-    :param readonly: must be True for now (writing is not implemented yet).
+    :param readonly: never write to the members (recovery of an array that must stay as
+        it is, an interrupted reshape, metadata 0.90). Otherwise the members are opened
+        read-write and an array that was not stopped cleanly is resynced first, only where
+        its write-intent bitmap says (else from its ``resync_offset``); ``detail()["resync"]``
+        and the notes say what was done.
     :param force: use stale members (event count more than one behind) where the array
         cannot run without them, like ``mdadm --assemble --force``; their data may be old.
+        For writing, also open an array that is both degraded and not stopped cleanly
+        (which cannot be resynced; md refuses it too).
     :param backup_file: mdadm's reshape backup file (``md_backup_data-1/-2``): during a
         reshape, the array ranges it holds are read from it (the critical section mdadm
         saved); ignored, with a note in :meth:`Array.detail`, when no reshape is in progress
@@ -240,15 +436,15 @@ def open(
     :raises AssemblyError: the members do not make a usable array (the message says why).
     :raises NotAnArrayError: no member holds a usable md superblock.
     :raises MemberError: a member cannot be read.
-    :raises NotSupportedError: ``readonly=False``.
+    :raises NotSupportedError: writing to what fastraid can only read (a reshape in
+        progress, metadata 0.90, journal or PPL arrays).
     """
-    if not readonly:
-        raise NotSupportedError("writing is not implemented yet: open the array with readonly=True")
     if isinstance(members, str | bytes | os.PathLike):
         raise InvalidArgumentError("members: expected a list of paths, got a single path")
     paths = [os.fspath(m) for m in members]
     backup = None if backup_file is None else os.fspath(backup_file)
-    return Array(_core.RaidArray(paths, force=force, backup_file=backup))
+    core = _core.RaidArray(paths, force=force, backup_file=backup, writable=not readonly)
+    return Array(core, paths, force=force, readonly=readonly)
 
 
 def examine(path: StrPath) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@
 use std::fmt;
 use std::io;
 
+pub mod bitmap;
 pub mod superblock;
 pub mod v090;
 pub mod v1;
@@ -51,6 +52,14 @@ pub const MAX_SECTOR: u64 = u64::MAX;
 
 /// Bytes md reads for one superblock, whatever its version.
 pub const SUPERBLOCK_BYTES: usize = 4096;
+
+/// A random UUID (array or device), from the kernel's random source.
+pub fn random_uuid() -> io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut u = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut u)?;
+    Ok(u)
+}
 
 /// Bytes per md sector (md counts in 512-byte units whatever the device's block size).
 pub const SECTOR_BYTES: u64 = 512;

@@ -90,6 +90,17 @@ pub struct MdTime {
 
 impl MdTime {
     /// Decodes the v1 packed form.
+    /// The current time.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        MdTime {
+            seconds: d.as_secs(),
+            micros: d.subsec_micros(),
+        }
+    }
+
     pub fn from_v1(raw: u64) -> Self {
         MdTime {
             seconds: raw & ((1 << 40) - 1),

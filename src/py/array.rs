@@ -1,6 +1,6 @@
-//! `fastraid._core.RaidArray` (an assembled md array, read-only for now) and
+//! `fastraid._core.RaidArray` (an assembled md array, read-only or read-write) and
 //! `fastraid._core.examine`. Argument conversion only: the work is in
-//! [`crate::assemble`] and [`crate::array`].
+//! [`crate::assemble`], [`crate::array`] and [`crate::writer`].
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -14,6 +14,7 @@ use crate::array::{ArrayReader, Trust};
 use crate::assemble::{self, AssembleOptions, MemberState};
 use crate::layout::Layout;
 use crate::md::{self, Found, MemberInfo};
+use crate::writer::{self, Writer};
 
 /// Run `f` without the GIL (all of this is file I/O), turning a panic into InternalError.
 fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) -> PyResult<T> {
@@ -33,8 +34,14 @@ fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send
 /// call in at once; they take turns.
 #[pyclass(frozen, name = "RaidArray", module = "fastraid._core")]
 pub(crate) struct RaidArray {
-    inner: Mutex<Option<ArrayReader>>,
+    inner: Mutex<Option<State>>,
     size: u64,
+}
+
+/// The reader, and the write state when opened read-write.
+struct State {
+    reader: ArrayReader,
+    writer: Option<Writer>,
 }
 
 impl RaidArray {
@@ -42,6 +49,14 @@ impl RaidArray {
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut ArrayReader) -> PyResult<T>,
+    ) -> PyResult<T> {
+        self.with_state(py, |s| f(&mut s.reader))
+    }
+
+    fn with_state<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut State) -> PyResult<T>,
     ) -> PyResult<T> {
         let mut g = self.inner.lock().map_err(|_| {
             raise(
@@ -56,6 +71,25 @@ impl RaidArray {
         }
     }
 
+    /// Close this handle and hand its reader and writer over (read-write arrays only).
+    fn take_writable(&self, py: Python<'_>) -> PyResult<(ArrayReader, Writer)> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| raise(py, "InternalError", "array lock poisoned"))?;
+        match g.take() {
+            Some(State {
+                reader,
+                writer: Some(w),
+            }) => Ok((reader, w)),
+            Some(st) => {
+                *g = Some(st);
+                Err(raise(py, "ReadOnlyError", "the array was opened read-only"))
+            }
+            None => Err(invalid(py, "the array is closed")),
+        }
+    }
+
     /// `offset` and the number of bytes to read from it (clamped to the array's end).
     fn span(&self, py: Python<'_>, offset: i64, want: u64) -> PyResult<(u64, u64)> {
         let offset = u64::try_from(offset)
@@ -66,28 +100,108 @@ impl RaidArray {
 
 #[pymethods]
 impl RaidArray {
-    /// Assemble the array whose members are `members` (paths, any order), read-only.
+    /// Assemble the array whose members are `members` (paths, any order); `writable`
+    /// opens the members read-write and resyncs what an unclean stop left dirty.
     #[new]
-    #[pyo3(signature = (members, *, force = false, backup_file = None))]
+    #[pyo3(signature = (members, *, force = false, backup_file = None, writable = false))]
     fn new(
         py: Python<'_>,
         members: Vec<PathBuf>,
         force: bool,
         backup_file: Option<PathBuf>,
+        writable: bool,
     ) -> PyResult<Self> {
-        let reader = detached(py, || {
+        if writable && backup_file.is_some() {
+            return Err(invalid(
+                py,
+                "backup_file: only for reading an interrupted reshape (readonly=True)",
+            ));
+        }
+        let state = detached(py, || {
+            if writable {
+                let (reader, writer) = writer::open(&members, force)?;
+                return Ok(State {
+                    reader,
+                    writer: Some(writer),
+                });
+            }
             let asm = assemble::assemble_with_backup(
                 &members,
-                AssembleOptions { force },
+                AssembleOptions {
+                    force,
+                    writable: false,
+                },
                 backup_file.as_deref(),
             )?;
-            ArrayReader::new(asm)
+            Ok(State {
+                reader: ArrayReader::new(asm)?,
+                writer: None,
+            })
         })?;
-        let size = reader.size();
+        let size = state.reader.size();
         Ok(RaidArray {
-            inner: Mutex::new(Some(reader)),
+            inner: Mutex::new(Some(state)),
             size,
         })
+    }
+
+    /// Write `data` (any buffer) at `offset`; returns the bytes written.
+    fn write(&self, py: Python<'_>, offset: i64, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let offset = u64::try_from(offset)
+            .map_err(|_| invalid(py, format!("offset: must not be negative, got {offset}")))?;
+        let mut ex = Exports::with_capacity(1);
+        let i = ex.add(data, Name::Data(0), false)?;
+        let src = ex.bytes(i);
+        self.with_state(py, |s| {
+            let State { reader, writer } = s;
+            let w = writer
+                .as_mut()
+                .ok_or_else(|| raise(py, "ReadOnlyError", "the array was opened read-only"))?;
+            detached(py, || w.write_at(reader, offset, src))?;
+            Ok(src.len())
+        })
+    }
+
+    /// Make the writes durable and mark the array clean (a no-op when read-only).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_state(py, |s| {
+            let State { reader, writer } = s;
+            match writer.as_mut() {
+                Some(w) => detached(py, || w.flush(reader)),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// Mark the member of `slot` faulty (`mdadm --fail`); returns its path. This handle is
+    /// closed afterwards (the array is re-opened to go on), also when it fails.
+    fn fail(&self, py: Python<'_>, slot: u32) -> PyResult<String> {
+        let (reader, writer) = self.take_writable(py)?;
+        detached(py, || writer.fail(reader, slot))
+    }
+
+    /// Add `path` as a spare (`mdadm --add`); returns `{"dev_number", "created", "events",
+    /// "notes"}`. This handle is closed afterwards, also when it fails.
+    #[pyo3(signature = (path, *, force = false))]
+    fn add_spare<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (reader, writer) = self.take_writable(py)?;
+        let r = detached(py, || writer.add_spare(reader, &path, force))?;
+        let d = PyDict::new(py);
+        d.set_item("dev_number", r.dev_number)?;
+        d.set_item("created", r.created)?;
+        d.set_item("events", r.events)?;
+        d.set_item("notes", r.notes)?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn writable(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_state(py, |s| Ok(s.writer.is_some()))
     }
 
     /// `length` bytes from `offset` (fewer at the end of the array).
@@ -171,7 +285,7 @@ impl RaidArray {
 
     #[getter]
     fn state(&self, py: Python<'_>) -> PyResult<String> {
-        self.with(py, |r| Ok(r.assembly().state()))
+        self.with_state(py, |s| Ok(state_of(s)))
     }
 
     #[getter]
@@ -190,7 +304,29 @@ impl RaidArray {
 
     /// Everything assembly decided, as a dict (see `fastraid detail --json`).
     fn detail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.with(py, |r| detail_dict(py, r))
+        self.with_state(py, |s| {
+            let d = detail_dict(py, &s.reader)?;
+            d.set_item("writable", s.writer.is_some())?;
+            if let Some(w) = &s.writer {
+                d.set_item("events", w.events())?;
+                d.set_item("clean", !w.is_dirty())?;
+                d.set_item("state", state_of(s))?;
+                let notes = d.get_item("notes")?;
+                if let Some(n) = notes.as_ref().and_then(|n| n.cast::<PyList>().ok()) {
+                    for note in w.notes() {
+                        n.append(note)?;
+                    }
+                }
+                let r = w.open_report();
+                let rs = PyDict::new(py);
+                rs.set_item("how", (!r.how.is_empty()).then_some(r.how))?;
+                rs.set_item("bytes", r.resynced_bytes)?;
+                rs.set_item("regions", r.regions)?;
+                rs.set_item("mismatch_sectors", r.mismatch_sectors)?;
+                d.set_item("resync", rs)?;
+            }
+            Ok(d)
+        })
     }
 
     /// The array ranges read so far and where their bytes came from: a list of
@@ -234,14 +370,37 @@ impl RaidArray {
         })
     }
 
-    /// Close the member files. Further calls raise; closing twice is fine.
+    /// Flush (read-write) and close the member files. Further calls raise; closing twice
+    /// is fine. A failing flush still closes, and raises.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let mut g = self
             .inner
             .lock()
             .map_err(|_| raise(py, "InternalError", "array lock poisoned"))?;
-        *g = None;
-        Ok(())
+        let Some(State { mut reader, writer }) = g.take() else {
+            return Ok(());
+        };
+        match writer {
+            Some(mut w) => detached(py, || w.flush(&mut reader)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// mdadm-style state; a read-write array is `active` while writes are not yet flushed.
+fn state_of(s: &State) -> String {
+    let st = s.reader.assembly().state();
+    match &s.writer {
+        Some(w) => {
+            let rest = st.split_once(',').map_or("", |(_, r)| r);
+            let head = if w.is_dirty() { "active" } else { "clean" };
+            if rest.is_empty() {
+                head.to_string()
+            } else {
+                format!("{head},{rest}")
+            }
+        }
+        None => st,
     }
 }
 
