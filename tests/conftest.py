@@ -58,9 +58,7 @@ def md_images(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], MdIma
 
 
 @pytest.fixture
-def md_copy(
-    md_images: Callable[[str], MdImages], tmp_path: Path
-) -> Callable[[str], list[Path]]:
+def md_copy(md_images: Callable[[str], MdImages], tmp_path: Path) -> Callable[[str], list[Path]]:
     """``md_copy(name)`` -> paths of a private copy of a fixture's members (to write to)."""
 
     def copy(name: str) -> list[Path]:

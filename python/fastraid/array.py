@@ -234,13 +234,13 @@ class Array:
         """Rebuild a missing slot onto a spare (added with :meth:`add`) or onto ``new``,
         checkpointed in md's ``recovery_offset`` (:func:`fastraid.rebuild`): interrupted,
         even by kill -9, it resumes where it stopped when called again."""
-        from . import rebuild
+        from .rebuild import rebuild
 
         self._writable()
         self.close()
         target = None if new is None else os.fspath(new)
         try:
-            result = rebuild.rebuild(
+            result = rebuild(
                 self._paths,
                 slot=slot,
                 new=target,
@@ -265,15 +265,13 @@ class Array:
     ) -> dict[str, Any]:
         """Copy the member of slot ``i`` onto ``path`` while the array stays redundant
         (``mdadm --replace``); the old member is then faulty (see :meth:`remove`)."""
-        from . import rebuild
+        from .rebuild import replace
 
         self._writable()
         self.close()
         target = os.fspath(path)
         try:
-            result = rebuild.replace(
-                self._paths, i, target, progress, speed_limit=speed_limit, force=force
-            )
+            result = replace(self._paths, i, target, progress, speed_limit=speed_limit, force=force)
             self._paths.append(target)
             self._failed.setdefault(i, []).append(str(result["replaced"]))
         finally:
