@@ -74,7 +74,8 @@ def test_export_vs_cat(benchmark: Any, tmp_path: Path, degraded: bool) -> None:
         p.write_bytes(rng.randbytes(MEMBER_MIB << 20))
     fastraid.plan_create(paths, level="raid5", chunk=512 * 1024, force=True).execute()
     with fastraid.open(paths, readonly=True) as a:
-        want = hashlib.sha256(a.read(0, a.size)).hexdigest()
+        size = a.size
+        want = hashlib.sha256(a.read(0, size)).hexdigest()
     members = paths[1:] if degraded else paths
     out = tmp_path / "out.img"
 
@@ -107,6 +108,10 @@ def test_export_vs_cat(benchmark: Any, tmp_path: Path, degraded: bool) -> None:
             "cat_file_sync_s": round(t_cat_sync, 4),
             "ratio_export_durable": round(t_cat_sync / t_export, 2),
             "degraded": degraded,
+            "members": len(members),
+            "member_bytes": MEMBER_MIB << 20,
+            "array_bytes": size,
+            "repeat": REPEAT,
             "load": round(os.getloadavg()[0], 2),
             "target": 0.6 if degraded else 0.8,
         }

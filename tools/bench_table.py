@@ -1,10 +1,12 @@
-"""Run the parity benchmarks and write ``docs/benchmarks.md``.
+"""Run the parity and export benchmarks and write ``docs/benchmarks.md``.
 
 One command::
 
     .venv/bin/python tools/bench_table.py            # full run (~3-5 minutes on 2 cores)
     .venv/bin/python tools/bench_table.py --quick    # 4 KiB and 64 KiB only
     .venv/bin/python tools/bench_table.py --from-json bench.json   # re-render a saved run
+    .venv/bin/python tools/bench_table.py --export-only   # rerun the export bench only and
+                                                          # replace its section in the doc
 
 It runs ``pytest benches --benchmark-enable --benchmark-json=...`` with the interpreter that runs
 this script, then prints a markdown report and writes it to ``docs/benchmarks.md``: for every
@@ -12,7 +14,9 @@ group (operation, k, block size) the median time and throughput of each library,
 ratios of fastraid against ISA-L, the pure-Python reference, pyeclib and NumPy, and the
 project's performance targets marked PASS or MISS. Throughput is the data read per second:
 ``k * block size / median`` (decimal GB/s), the same byte count for every library of a group,
-so throughput ratios equal inverse time ratios.
+so throughput ratios equal inverse time ratios. It also runs ``benches/test_bench_export.py``
+(``fastraid export`` against ``cat``, clean and degraded) and ends the report with its
+section, which ``--export-only`` reruns and replaces alone.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCH_FILE = "benches/test_bench_parity.py"
+EXPORT_BENCH_FILE = "benches/test_bench_export.py"
+EXPORT_HEADING = "## Export"
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -342,7 +348,11 @@ def environment(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(
-    groups: dict[Key, dict[str, Result]], raw: dict[str, Any], command: str, quick: bool
+    groups: dict[Key, dict[str, Result]],
+    raw: dict[str, Any],
+    command: str,
+    quick: bool,
+    export_command: str = "",
 ) -> str:
     ks = sorted({key[1] for key in groups})
     env = environment(raw)
@@ -430,7 +440,116 @@ def render(
     lines += ["", "## Results", ""]
     for op in ("xor_gen", "pq_gen", "recover2"):
         lines += op_section(groups, op)
+    section = export_section(load_export(raw), raw, export_command)
+    if section:
+        lines = [*lines, "", *section]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# ==================================================================================================
+# Export (benches/test_bench_export.py)
+# ==================================================================================================
+
+
+def load_export(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The export benchmark's cases (clean first), from its ``extra_info``."""
+    infos = [b.get("extra_info", {}) for b in raw["benchmarks"]]
+    cases = [info for info in infos if "ratio_export" in info]
+    return sorted(cases, key=lambda c: bool(c.get("degraded")))
+
+
+def export_section(cases: list[dict[str, Any]], raw: dict[str, Any], command: str) -> list[str]:
+    if not cases:
+        return []
+    when = raw.get("datetime") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load = raw.get("fastraid_load")
+    first = cases[0]
+    mib = int(first.get("member_bytes", 0)) // MiB
+    geometry = f"4 members of {mib} MiB" if mib else "4 members"
+    rows = []
+    for c in cases:
+        degraded = bool(c.get("degraded"))
+        target = float(c["target"])
+        ok = float(c["ratio_export"]) >= target
+        rows.append(
+            [
+                "one member missing" if degraded else "clean",
+                fmt_time(c["cat_s"]),
+                fmt_time(c["read_s"]),
+                fmt_ratio(c["ratio_read"]),
+                fmt_time(c["cat_file_s"]),
+                fmt_time(c["export_s"]),
+                f"**{fmt_ratio(c['ratio_export'])}**",
+                f">= {target:.1f}x",
+                "PASS" if ok else "**MISS**",
+                fmt_time(c["cat_file_sync_s"]) if "cat_file_sync_s" in c else "—",
+                fmt_ratio(c.get("ratio_export_durable")),
+            ]
+        )
+    lines = [
+        EXPORT_HEADING,
+        "",
+        f"From `{EXPORT_BENCH_FILE}`, run at {when}"
+        + (f" (1-minute load average before/after: {load})" if load else "")
+        + ". Regenerate this section alone with:",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        f"A RAID-5 of {geometry} (512 KiB chunks, random data), the member files in the",
+        f"page cache. Each time is the best of {first.get('repeat', 'several')} runs; before"
+        " every run, untimed, its",
+        "output file is removed and dirty pages are written out (`os.sync()`), so that each",
+        "run writes a new file on a quiet disk and no run pays for the writeback of another.",
+        "",
+        "- `cat > /dev/null` and `read`: reading only, `cat MEMBERS > /dev/null` against",
+        "  `Array.readinto` over the whole array in 16 MiB windows.",
+        "- `cat > FILE` and `export`: the issue's yardstick, `cat MEMBERS > FILE` against",
+        "  `fastraid export MEMBERS -o FILE` (the CLI in-process, argument parsing included).",
+        "  Export preallocates the image and syncs it to the disk before it returns (so that",
+        "  `--resume` can trust it); cat's bytes are still in the page cache when its clock",
+        "  stops. The target applies to `export / cat > FILE`.",
+        "- `cat > FILE + fdatasync`, for information: cat followed by an fdatasync of FILE,",
+        "  the durability export gives.",
+        "- Clean, cat copies all four members (parity too) and export three members' worth",
+        "  of data; with one member missing both copy three members' worth, and export",
+        "  rebuilds the missing chunk of every stripe from parity.",
+        "",
+    ]
+    lines += md_table(
+        [
+            "array",
+            "cat > /dev/null",
+            "read",
+            "read / cat",
+            "cat > FILE",
+            "export",
+            "export / cat > FILE",
+            "target",
+            "result",
+            "cat > FILE + fdatasync",
+            "export / that",
+        ],
+        rows,
+        "lrrrrrrrlrr",
+    )
+    lines.append("")
+    return lines
+
+
+def splice_section(doc: str, section: str, heading: str = EXPORT_HEADING) -> str:
+    """``doc`` with its ``heading`` section (up to the next ``## `` heading) replaced by
+    ``section``, or with ``section`` appended."""
+    lines = doc.rstrip("\n").split("\n")
+    try:
+        start = lines.index(heading)
+    except ValueError:
+        return "\n".join(lines) + "\n\n" + section.rstrip("\n") + "\n"
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    tail = lines[end:]
+    new = lines[:start] + section.rstrip("\n").split("\n") + ([""] + tail if tail else [])
+    return "\n".join(new) + "\n"
 
 
 # ==================================================================================================
@@ -438,8 +557,10 @@ def render(
 # ==================================================================================================
 
 
-def run_benchmarks(json_path: Path, quick: bool, extra: list[str]) -> int:
-    cmd = [sys.executable, "-m", "pytest", BENCH_FILE, "-q", "-p", "no:cacheprovider"]
+def run_benchmarks(
+    json_path: Path, quick: bool, extra: list[str], files: tuple[str, ...] = (BENCH_FILE,)
+) -> int:
+    cmd = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider"]
     cmd += ["--benchmark-enable", f"--benchmark-json={json_path}", *PYTEST_TIMING, *extra]
     env = dict(os.environ)
     if quick:
@@ -455,6 +576,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-json", type=Path, help="also keep the raw benchmark JSON here")
     parser.add_argument("--output", type=Path, default=DOC, help=f"default: {DOC}")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help=f"run {EXPORT_BENCH_FILE} only and replace the doc's export section",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
 
@@ -466,21 +592,32 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tmp = Path(tempfile.mkdtemp(prefix="fastraid-bench-"))
         json_path = args.save_json or tmp / "bench.json"
-        status = run_benchmarks(json_path, quick, args.pytest_args)
+        files = (EXPORT_BENCH_FILE,) if args.export_only else (BENCH_FILE, EXPORT_BENCH_FILE)
+        status = run_benchmarks(json_path, quick, args.pytest_args, files)
         if not json_path.exists():
             print(f"pytest exited with {status} and wrote no JSON", file=sys.stderr)
             return status or 1
     groups, raw = load(json_path)
     if not args.from_json:
         raw["fastraid_load"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
-    if not groups:
-        print(f"no benchmark results in {json_path}", file=sys.stderr)
-        return 1
     inside = sys.executable.startswith(str(ROOT))
     exe = os.path.relpath(sys.executable, ROOT) if inside else "python"
     command = f"{exe} tools/bench_table.py" + (" --quick" if quick else "")
-    text = render(groups, raw, command, quick)
-    print(text)
+    export_command = f"{exe} tools/bench_table.py --export-only"
+    if args.export_only:
+        section = "\n".join(export_section(load_export(raw), raw, export_command))
+        if not section:
+            print(f"no export benchmark results in {json_path}", file=sys.stderr)
+            return status or 1
+        old = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
+        text = splice_section(old, section)
+        print(section)
+    else:
+        if not groups:
+            print(f"no benchmark results in {json_path}", file=sys.stderr)
+            return 1
+        text = render(groups, raw, command, quick, export_command)
+        print(text)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)

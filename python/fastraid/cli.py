@@ -263,9 +263,9 @@ def _checkpoint_path(image: Path) -> Path:
 
 def _write_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Replace the checkpoint atomically and durably: write a temporary file, fsync it,
-    rename it over the old one, fsync the directory. The caller has already fsynced the
-    image up to ``state["done"]``, so the checkpoint never claims bytes that a crash could
-    lose."""
+    rename it over the old one, fsync the directory. The caller has already synced the
+    image (fdatasync) up to ``state["done"]``, so the checkpoint never claims bytes that a
+    crash could lose."""
     tmp = path.with_name(path.name + ".tmp")
     data = json.dumps(state).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
