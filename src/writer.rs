@@ -572,6 +572,57 @@ impl Writer {
         Ok(path)
     }
 
+    /// Remove a failed, stale or spare device from the array, as `mdadm --remove` does:
+    /// its device number becomes unused (0xffff) in every member's role table, `events + 1`.
+    /// Its own superblock is left as it is (stale, so never assembled again; nothing of its
+    /// data is destroyed). An active member must be failed first. Ends this writer.
+    pub fn remove(mut self, mut rd: ArrayReader, path: &Path) -> Result<u32> {
+        let dev = Member::open(path)?;
+        let asm = rd.assembly();
+        let report = asm
+            .reports
+            .iter()
+            .find(|r| Member::open(Path::new(&r.path)).is_ok_and(|m| m.same_as(&dev)))
+            .ok_or_else(|| invalid!("{}: not among the array's members", path.display()))?;
+        let Some(info) = report.info.as_ref().filter(|i| i.array_uuid == asm.reference.array_uuid)
+        else {
+            return Err(invalid!("{}: not a member of this array", path.display()));
+        };
+        match report.state {
+            MemberState::Faulty | MemberState::Stale { used: false, .. } | MemberState::Spare => {}
+            _ => {
+                return Err(invalid!(
+                    "{}: {} in this array: fail it first",
+                    path.display(),
+                    report.state.name()
+                ))
+            }
+        }
+        let dn = info.dev_number;
+        if self
+            .entries
+            .iter()
+            .any(|e| matches!(e.place, Place::Slot(_)) && e.sb.dev_number == dn)
+        {
+            return Err(invalid!(
+                "{}: its device number {dn} belongs to an active member",
+                path.display()
+            ));
+        }
+        self.flush(&mut rd)?;
+        self.entries.retain(|e| match &e.place {
+            Place::Spare(m) => !m.same_as(&dev),
+            Place::Slot(_) => true,
+        });
+        for e in &mut self.entries {
+            if let Some(r) = e.sb.dev_roles.get_mut(dn as usize) {
+                *r = md::Role::SPARE_RAW;
+            }
+        }
+        self.bump(&mut rd)?;
+        Ok(dn)
+    }
+
     /// `events + 1` on every superblock (and the bitmap's, so it does not look stale).
     /// Bitmap first: md accepts a bitmap ahead of the superblocks, not behind.
     fn bump(&mut self, rd: &mut ArrayReader) -> Result<()> {

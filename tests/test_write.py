@@ -291,6 +291,12 @@ def test_fail_remove_add_rebuild_replace(tmp_path: Path) -> None:
         assert a.members[0] == new
         random_writes(a, model, rng, 20)
         assert a.read(0, a.size) == model
+        assert a.remove(0) == [paths[0]], "the replaced member"
+        spare2 = str(tmp_path / "spare2.img")
+        a.add(spare2)
+        assert a.remove(spare2) == [spare2] and spare2 not in a.paths
+        with pytest.raises(fastraid.InvalidArgumentError, match="fail it first"):
+            a.remove(new)
         final = [m for m in a.members if m is not None]
     # One slot (3) is still missing: read with the members that are there.
     with fastraid.open(final, readonly=True) as b:

@@ -182,27 +182,38 @@ class Array:
         self._failed.setdefault(i, []).append(path)
         return path
 
-    def remove(self, i: int) -> list[str]:
-        """Remove the failed member(s) of slot ``i`` from this array (``mdadm --remove``):
-        their paths are no longer used. Returns them.
+    def remove(self, i: int | StrPath) -> list[str]:
+        """Remove the failed member(s) of slot ``i``, or the failed, stale or spare device at
+        path ``i``, from the array (``mdadm --remove``): its device number becomes unused in
+        the members' role tables and its path is no longer used. Its own superblock is left
+        as it is (stale: never assembled again). Returns the paths removed.
 
-        :raises InvalidArgumentError: slot ``i`` is active (fail it first) or has nothing
-            to remove.
+        :raises InvalidArgumentError: the device is active (fail it first), or there is
+            nothing to remove.
         """
         self._writable()
-        gone = set(self._failed.pop(i, []))
-        for m in self.detail()["members"]:
-            if m.get("state") in ("faulty", "stale") and m.get("slot") == i:
-                gone.add(m["path"])
-        if not gone:
-            members = self.members
-            if 0 <= i < len(members) and members[i] is not None:
-                raise InvalidArgumentError(f"slot {i} is active: fail({i}) it first")
-            raise InvalidArgumentError(f"slot {i}: no failed member to remove")
+        if isinstance(i, int):
+            gone = list(self._failed.pop(i, []))
+            for m in self.detail()["members"]:
+                if m.get("state") in ("faulty", "stale") and m.get("slot") == i:
+                    gone.append(m["path"])
+            gone = list(dict.fromkeys(gone))
+            if not gone:
+                members = self.members
+                if 0 <= i < len(members) and members[i] is not None:
+                    raise InvalidArgumentError(f"slot {i} is active: fail({i}) it first")
+                raise InvalidArgumentError(f"slot {i}: no failed member to remove")
+        else:
+            gone = [os.fspath(i)]
+        for p in gone:
+            try:
+                self._core.remove_device(p)
+            finally:
+                self._reopen()
         self.close()
         self._paths = [p for p in self._paths if p not in gone]
         self._reopen()
-        return sorted(gone)
+        return gone
 
     def add(self, path: StrPath, *, force: bool = False) -> dict[str, Any]:
         """Add ``path`` as a spare (``mdadm --add``); a missing file is created sparse. A

@@ -71,7 +71,9 @@ impl RaidArray {
         }
     }
 
-    /// Close this handle and hand its reader and writer over (read-write arrays only).
+    /// Close this handle and hand its reader and writer over (read-write arrays only),
+    /// flushed: whatever the membership change then does or refuses, the array on disk is
+    /// clean.
     fn take_writable(&self, py: Python<'_>) -> PyResult<(ArrayReader, Writer)> {
         let mut g = self
             .inner
@@ -79,9 +81,12 @@ impl RaidArray {
             .map_err(|_| raise(py, "InternalError", "array lock poisoned"))?;
         match g.take() {
             Some(State {
-                reader,
-                writer: Some(w),
-            }) => Ok((reader, w)),
+                mut reader,
+                writer: Some(mut w),
+            }) => {
+                detached(py, || w.flush(&mut reader))?;
+                Ok((reader, w))
+            }
             Some(st) => {
                 *g = Some(st);
                 Err(raise(py, "ReadOnlyError", "the array was opened read-only"))
@@ -178,6 +183,13 @@ impl RaidArray {
     fn fail(&self, py: Python<'_>, slot: u32) -> PyResult<String> {
         let (reader, writer) = self.take_writable(py)?;
         detached(py, || writer.fail(reader, slot))
+    }
+
+    /// Remove the failed, stale or spare device `path` (`mdadm --remove`); returns its
+    /// device number. This handle is closed afterwards, also when it fails.
+    fn remove_device(&self, py: Python<'_>, path: PathBuf) -> PyResult<u32> {
+        let (reader, writer) = self.take_writable(py)?;
+        detached(py, || writer.remove(reader, &path))
     }
 
     /// Add `path` as a spare (`mdadm --add`); returns `{"dev_number", "created", "events",
