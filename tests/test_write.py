@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -340,16 +342,25 @@ def test_bad_writes_change_nothing(tmp_path: Path) -> None:
 
 
 def test_read_only_member_is_an_error_not_a_degraded_array(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root opens read-only files for writing anyway")
+    """A member that cannot be opened for writing fails the open; it is not left out
+    (which would silently run the array degraded). Root may write a mode-0444 file, so
+    the member is made immutable (chattr +i), which stops root too."""
     paths = make(tmp_path, "raid5", 3, None)
-    os.chmod(paths[2], 0o444)
-    digest = hashlib.sha256(Path(paths[2]).read_bytes()).hexdigest()
-    with pytest.raises(fastraid.MemberError, match="cannot open"):
-        fastraid.open(paths)
-    with fastraid.open(paths, readonly=True) as a:
-        assert not a.degraded
-    assert hashlib.sha256(Path(paths[2]).read_bytes()).hexdigest() == digest
+    if os.geteuid() == 0:
+        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", paths[2]]).returncode:
+            pytest.skip("running as root without chattr +i: cannot make a read-only file")
+    else:
+        os.chmod(paths[2], 0o444)
+    try:
+        digest = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
+        with pytest.raises(fastraid.MemberError, match="cannot open"):
+            fastraid.open(paths)
+        with fastraid.open(paths, readonly=True) as a:
+            assert not a.degraded
+        assert [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths] == digest
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", paths[2]], check=False)
 
 
 def test_writing_what_is_only_readable_is_refused(md_copy: Any) -> None:
