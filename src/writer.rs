@@ -584,7 +584,10 @@ impl Writer {
             .iter()
             .find(|r| Member::open(Path::new(&r.path)).is_ok_and(|m| m.same_as(&dev)))
             .ok_or_else(|| invalid!("{}: not among the array's members", path.display()))?;
-        let Some(info) = report.info.as_ref().filter(|i| i.array_uuid == asm.reference.array_uuid)
+        let Some(info) = report
+            .info
+            .as_ref()
+            .filter(|i| i.array_uuid == asm.reference.array_uuid)
         else {
             return Err(invalid!("{}: not a member of this array", path.display()));
         };
