@@ -176,6 +176,29 @@ pub struct ArrayReader {
     backup_ranges: Vec<(u64, u64, u64)>,
 }
 
+/// What a unit next to the reshape boundary is, by its parity in the two geometries.
+enum Step {
+    /// Only the new geometry explains it: the kernel had rewritten it.
+    New,
+    /// Both explain it (or parity cannot tell them apart).
+    Both,
+    /// Neither does.
+    Neither,
+    /// The walk ends here.
+    Stop,
+}
+
+/// What a stripe's parity says about one geometry (reshape boundary probing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// An equation the members could check does not hold.
+    Fail,
+    /// Too few members to check anything.
+    Unknown,
+    /// Every checkable equation holds; `q`: a Q equation was among them (in every stripe).
+    Pass { q: bool },
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a.max(1)
@@ -231,9 +254,11 @@ impl ArrayReader {
     /// geometry already overwritten by them, the array range is parity-consistent in the
     /// new geometry and not in the old one, so the boundary moves over it (and back, in the
     /// opposite case). Probing works in units holding whole stripes of both geometries and
-    /// needs every member of both (a degraded array has no spare parity to judge with: the
+    /// needs an equation left to check in each ([`Self::unit_check`]: a degraded RAID-6
+    /// still has one, a degraded RAID-5 none, and where neither geometry can be checked the
     /// checkpoint is trusted). A unit inconsistent in both next to the boundary is recorded
-    /// as undecided and its bytes are reported as uncertain.
+    /// as undecided, and in place one consistent in both past it as ambiguous; their bytes
+    /// are reported as uncertain.
     fn decide_reshape_boundary(&mut self) -> Result<()> {
         if self.asm.parts.len() != 2 || self.asm.geometry.level().parity_disks() == 0 {
             return Ok(());
@@ -254,12 +279,23 @@ impl ArrayReader {
         // Content comparison means something only when the new data lives apart from the
         // old (a moved data offset); in place, equal units are mere coincidences.
         let moved_offset = self.asm.parts[new_k].shift != 0;
-        // In place with the same members and level (a chunk or layout change), parity cannot
-        // tell the geometries apart: every row is consistent in both whatever wrote it.
-        let parity_blind = !moved_offset
+        // In place with the same members, a unit sits on the same member rows in both
+        // geometries and the kernel rewrites those rows themselves (the whole reshape is its
+        // critical section, md.4): rows it had not reached hold the old layout, the others
+        // the new one, and where parity holds in both nothing on the members says which.
+        // (With other widths or a moved offset the new geometry's rows past its progress
+        // hold other data, and the checkpoint is trusted where parity does not decide.)
+        let same_rows = !moved_offset
             && self.asm.parts[0].shift == self.asm.parts[1].shift
-            && lo.geometry.raid_disks() == hi.geometry.raid_disks()
-            && lo.geometry.level() == hi.geometry.level();
+            && lo.geometry.raid_disks() == hi.geometry.raid_disks();
+        // With single parity as well (a RAID-4/5 chunk or layout change), parity cannot tell
+        // the geometries apart at all: P is the XOR of the whole row in both, so every row
+        // is consistent in both whatever wrote it (and a missing member hides nothing parity
+        // could have said). RAID-6 is not blind: its P leaves out the Q member, which moves
+        // with the layout.
+        let parity_blind = same_rows
+            && lo.geometry.level() == hi.geometry.level()
+            && lo.geometry.level().parity_disks() == 1;
         if let Some(e) = moved_offset
             .then(|| self.content_boundary(new_k, old_k, new_is_low, boundary, unit, size))
             .transpose()?
@@ -300,29 +336,38 @@ impl ArrayReader {
                     break;
                 }
                 let next = if new_is_low { y + unit } else { y - unit };
-                match (
-                    self.unit_consistent(new_k, start, unit),
-                    self.unit_consistent(old_k, start, unit),
+                let step = match (
+                    self.unit_check(new_k, start, unit),
+                    self.unit_check(old_k, start, unit),
                 ) {
-                    (Some(true), Some(false)) => {
-                        moved += (next.abs_diff(x) / unit) as i64;
-                        x = next;
+                    // Parity cannot tell these geometries apart, whatever is missing.
+                    (Check::Pass { .. } | Check::Unknown, Check::Pass { .. } | Check::Unknown)
+                        if parity_blind =>
+                    {
+                        Step::Both
                     }
+                    (Check::Pass { .. }, Check::Fail) => Step::New,
+                    // Degraded: the old geometry has no equation left to check while the
+                    // new one has. An equation the two shared would be checkable in both
+                    // (same members, same rows), so what held in the new one is foreign to
+                    // the old layout, and rows the kernel never rewrote fail it.
+                    (Check::Pass { .. }, Check::Unknown) => Step::New,
                     // A recovering Q member written ahead of the checkpoint: where the new
                     // geometry's Q checks and the old one's does not, the kernel was there.
-                    (Some(true), Some(true))
-                        if self.unit_check(new_k, start, unit, true) == Some(true)
-                            && self.unit_check(old_k, start, unit, true) != Some(true) =>
-                    {
+                    (Check::Pass { q: true }, Check::Pass { q: false }) => Step::New,
+                    // Consistent in both: the kernel may or may not have been here.
+                    (Check::Pass { .. }, Check::Pass { .. }) => Step::Both,
+                    (Check::Fail, Check::Fail) => Step::Neither,
+                    _ => Step::Stop,
+                };
+                match step {
+                    Step::New => {
                         moved += (next.abs_diff(x) / unit) as i64;
                         x = next;
                     }
-                    (Some(true), Some(true)) => {
-                        if parity_blind {
-                            ambiguous_units.push(start);
-                        }
-                    }
-                    (Some(false), Some(false)) if y == x || undecided.last().is_some() => {
+                    Step::Both if same_rows => ambiguous_units.push(start),
+                    Step::Both => {}
+                    Step::Neither if y == x || undecided.last().is_some() => {
                         // Inconsistent both ways next to the boundary: undecided (a run
                         // of them, where a backup file may help).
                         let touching = undecided.last().is_none_or(|&(s, e): &(u64, u64)| {
@@ -337,7 +382,7 @@ impl ArrayReader {
                         }
                         undecided.push((start, start + unit));
                     }
-                    _ => break,
+                    Step::Neither | Step::Stop => break,
                 }
                 y = next;
             }
@@ -412,21 +457,21 @@ impl ArrayReader {
             });
         }
         self.backup_ranges = overlay;
-        // In place, a unit consistent in both geometries past the boundary may have been
-        // rewritten by the kernel ahead of its checkpoint or not: where the two readings
-        // differ, parity cannot tell which holds the data (nor can the backup, which may
-        // have been saved after the kernel rewrote its stripes). Those bytes are uncertain.
+        // In place on the same rows, a unit consistent in both geometries past the boundary
+        // may have been rewritten by the kernel ahead of its checkpoint or not: where the two
+        // readings differ, parity cannot tell which holds the data (nor can the backup, which
+        // may have been saved after the kernel rewrote its stripes). Those bytes are
+        // uncertain.
         let ambiguous =
             self.ambiguous_ranges(&ambiguous_units, x, new_is_low, new_k, old_k, unit)?;
         if !ambiguous.is_empty() {
             let total: u64 = ambiguous.iter().map(|(s, e)| e - s).sum();
             self.asm.notes.push(format!(
                 "{total} bytes past the reshape boundary read differently in the two \
-                 geometries while parity is consistent in both: undecidable, read in the old \
-                 geometry and reported as uncertain"
+                 geometries while parity cannot tell the two apart: undecidable, read in the \
+                 old geometry and reported as uncertain"
             ));
         }
-        undecided.extend(ambiguous);
         for (s, e) in &undecided {
             self.asm.notes.push(format!(
                 "array bytes {s}..{e} are parity-inconsistent in both geometries: undecided, \
@@ -434,6 +479,7 @@ impl ArrayReader {
                 if (*s < x) == new_is_low { "new" } else { "old" }
             ));
         }
+        undecided.extend(ambiguous);
         self.undecided = undecided;
         self.geo = self.asm.parts[0].geometry.clone();
         self.shift = self.asm.parts[0].shift;
@@ -576,15 +622,21 @@ impl ArrayReader {
         Ok(())
     }
 
-    /// Whether every stripe of part `k`'s geometry in array bytes `[x, x + unit)` has
-    /// consistent parity; `None` if a member is missing or a read fails.
+    /// [`Self::unit_check`] as a yes/no: `Some(false)` only where a check failed.
     fn unit_consistent(&mut self, k: usize, x: u64, unit: u64) -> Option<bool> {
-        self.unit_check(k, x, unit, false)
+        match self.unit_check(k, x, unit) {
+            Check::Fail => Some(false),
+            Check::Unknown => None,
+            Check::Pass { .. } => Some(true),
+        }
     }
 
-    /// [`Self::unit_consistent`]; with `strict_q`, every stripe must have a Q that checks,
-    /// recovering or not (`None` where the geometry has no Q or a Q member is absent).
-    fn unit_check(&mut self, k: usize, x: u64, unit: u64, strict_q: bool) -> Option<bool> {
+    /// Whether every stripe of part `k`'s geometry in array bytes `[x, x + unit)` satisfies
+    /// the parity equations its present members allow checking. A member may be absent (a
+    /// degraded array): RAID-6 then still has one equation left (P alone when Q is lost, Q
+    /// alone when P is, Q after rebuilding one lost data block from P); RAID-4/5, or RAID-6
+    /// that lost two, has none and the stripe is [`Check::Unknown`].
+    fn unit_check(&mut self, k: usize, x: u64, unit: u64) -> Check {
         let g = self.asm.parts[k].geometry.clone();
         let shift = self.asm.parts[k].shift;
         // A member still being recovered (RECOVERY_OFFSET, e.g. the Q disk a RAID5->6
@@ -592,11 +644,18 @@ impl ArrayReader {
         // checkpoint: probe it there anyway (a read that fails counts as absent).
         let probe_anyway = self.asm.parts[k].name == "new";
         let c = u64::from(g.chunk_sectors()) * crate::layout::SECTOR_SIZE;
-        let sb = c * u64::from(g.data_disks()?);
+        let Some(sb) = g.data_disks().map(|d| c * u64::from(d)) else {
+            return Check::Unknown;
+        };
         let n = g.raid_disks() as usize;
-        let cl = usize::try_from(c).ok()?;
+        let Ok(cl) = usize::try_from(c) else {
+            return Check::Unknown;
+        };
+        let mut verdict = Check::Pass { q: true };
         for stripe in x / sb..(x + unit).div_ceil(sb) {
-            let roles = g.stripe_roles(stripe).ok()?;
+            let Ok(roles) = g.stripe_roles(stripe) else {
+                return Check::Unknown;
+            };
             let mut present = vec![false; n];
             for (m, here) in present.iter_mut().enumerate() {
                 let Some(sm) = self.asm.slots.get(m).and_then(Option::as_ref) else {
@@ -615,59 +674,125 @@ impl ArrayReader {
                     .read_exact_at(&mut buf[..cl], abs(sm, shift, off))
                     .is_ok();
             }
-            let data_ok = roles
-                .members_by_index()
-                .iter()
-                .all(|&m| present[m as usize]);
-            let p_ok = present[roles.p_member as usize];
-            let q_ok = roles.q_member.map(|q| present[q as usize]);
-            if !data_ok || !p_ok || (strict_q && q_ok != Some(true)) {
-                return None;
+            // A recovering Q member may lag the data it protects: its failing Q refutes
+            // nothing (with P present, P decides).
+            let q_trusted = roles.q_member.is_some_and(|q| {
+                self.asm
+                    .slots
+                    .get(q as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|sm| usable_at(sm, shift, stripe * c, c) == (true, c))
+            });
+            let s = self.stripe_check(&roles, &present, q_trusted, cl);
+            verdict = match (verdict, s) {
+                (Check::Fail, _) | (_, Check::Fail) => return Check::Fail,
+                (Check::Unknown, _) | (_, Check::Unknown) => Check::Unknown,
+                (Check::Pass { q: a }, Check::Pass { q: b }) => Check::Pass { q: a && b },
+            };
+        }
+        verdict
+    }
+
+    /// One stripe's check over the member blocks in scratch (`present` says which hold it).
+    fn stripe_check(
+        &mut self,
+        roles: &StripeRoles,
+        present: &[bool],
+        q_trusted: bool,
+        cl: usize,
+    ) -> Check {
+        let data = roles.members_by_index();
+        let lost: Vec<u32> = data
+            .iter()
+            .copied()
+            .filter(|&m| !present[m as usize])
+            .collect();
+        let p_ok = present[roles.p_member as usize];
+        let q = roles.q_member.filter(|&q| present[q as usize]);
+        let Some(q) = q else {
+            // RAID-4/5, or RAID-6 without its Q: P over the data, if all of it is there.
+            if !lost.is_empty() || !p_ok {
+                return Check::Unknown;
             }
             let scratch = &self.scratch;
-            let ok = match (roles.q_member, q_ok) {
-                (Some(q), Some(true)) => {
-                    if self.zero.len() < cl {
-                        self.zero.resize(cl, 0);
-                    }
-                    let zero = &self.zero[..cl];
-                    let data: Vec<&[u8]> = roles
-                        .members_by_slot()
-                        .into_iter()
-                        .map(|m| m.map_or(zero, |m| &scratch[m as usize][..cl]))
-                        .collect();
-                    let (pk, qk) = parity::pq_check(
-                        &self.opts,
-                        &data,
-                        &scratch[roles.p_member as usize][..cl],
-                        &scratch[q as usize][..cl],
-                    )
-                    .ok()?;
-                    // A recovering Q member may lag the data it protects: P decides.
-                    let q_trusted = self
-                        .asm
-                        .slots
-                        .get(q as usize)
-                        .and_then(Option::as_ref)
-                        .is_some_and(|sm| usable_at(sm, shift, stripe * c, c) == (true, c));
-                    pk && (qk || (!q_trusted && !strict_q))
-                }
-                // RAID4/5, or RAID6 without its Q member: P over the data.
-                _ => {
-                    let mut acc = scratch[roles.p_member as usize][..cl].to_vec();
-                    for m in roles.members_by_index() {
-                        acc.iter_mut()
-                            .zip(&scratch[m as usize][..cl])
-                            .for_each(|(a, b)| *a ^= b);
-                    }
-                    acc.iter().all(|&v| v == 0)
-                }
+            let mut acc = scratch[roles.p_member as usize][..cl].to_vec();
+            for &m in &data {
+                acc.iter_mut()
+                    .zip(&scratch[m as usize][..cl])
+                    .for_each(|(a, b)| *a ^= b);
+            }
+            return if acc.iter().all(|&v| v == 0) {
+                Check::Pass { q: false }
+            } else {
+                Check::Fail
             };
-            if !ok {
-                return Some(false);
+        };
+        if lost.len() + usize::from(!p_ok) > 1 {
+            return Check::Unknown;
+        }
+        for b in &mut self.rebuilt {
+            if b.len() < cl {
+                b.resize(cl, 0);
             }
         }
-        Some(true)
+        if self.zero.len() < cl {
+            self.zero.resize(cl, 0);
+        }
+        // One lost data block: rebuild it from P (then only Q is left to check it).
+        if let Some(&gone) = lost.first() {
+            let scratch = &self.scratch;
+            let srcs: Vec<&[u8]> = data
+                .iter()
+                .copied()
+                .filter(|&m| m != gone)
+                .chain([roles.p_member])
+                .map(|m| &scratch[m as usize][..cl])
+                .collect();
+            let dst = &mut self.rebuilt[0][..cl];
+            let ok = if srcs.len() == 1 {
+                dst.copy_from_slice(srcs[0]);
+                true
+            } else {
+                parity::xor_gen(&self.opts, &srcs, dst).is_ok()
+            };
+            if !ok {
+                return Check::Unknown;
+            }
+        }
+        let [rebuilt, p_calc] = &mut self.rebuilt;
+        let (scratch, zero) = (&self.scratch, &self.zero[..cl]);
+        let blocks: Vec<&[u8]> = roles
+            .members_by_slot()
+            .into_iter()
+            .map(|m| match m {
+                None => zero,
+                Some(m) if lost.contains(&m) => &rebuilt[..cl],
+                Some(m) => &scratch[m as usize][..cl],
+            })
+            .collect();
+        // P lost: check Q alone (against the P the data makes).
+        let p: &[u8] = if p_ok {
+            &scratch[roles.p_member as usize][..cl]
+        } else {
+            if parity::xor_gen(&self.opts, &blocks, &mut p_calc[..cl]).is_err() {
+                return Check::Unknown;
+            }
+            &p_calc[..cl]
+        };
+        let Ok((pk, qk)) = parity::pq_check(&self.opts, &blocks, p, &scratch[q as usize][..cl])
+        else {
+            return Check::Unknown;
+        };
+        let spare = lost.is_empty() && p_ok;
+        match (pk, qk) {
+            (false, _) => Check::Fail,
+            (true, true) => Check::Pass { q: true },
+            (true, false) if q_trusted => Check::Fail,
+            // An untrusted Q that does not check: P alone decides, where P is a spare
+            // equation (nothing was rebuilt from it); otherwise nothing was checked.
+            (true, false) if spare => Check::Pass { q: false },
+            (true, false) => Check::Unknown,
+        }
     }
 
     pub fn assembly(&self) -> &Assembly {
@@ -1344,6 +1469,66 @@ mod tests {
                 check(&paths, &[a]);
             }
         }
+    }
+
+    /// The boundary probe's parity check on a degraded array: RAID-6 keeps one equation
+    /// with one member lost (and finds a corrupt block with it), RAID-5 keeps none.
+    #[test]
+    fn unit_check_degraded() {
+        let reader = |paths: &[PathBuf], drop: &[usize]| {
+            let keep: Vec<&PathBuf> = (0..paths.len())
+                .filter(|i| !drop.contains(i))
+                .map(|i| &paths[i])
+                .collect();
+            ArrayReader::new(assemble(&keep, AssembleOptions::default()).unwrap()).unwrap()
+        };
+        let (chunk, stripes) = (8u32, 7u64);
+        let sb = u64::from(chunk) * 512 * 3;
+        for layout in [2u32, 0, 10, 17] {
+            let paths = write_array(&format!("uc6-{layout}"), 6, layout, 5, chunk, 8 * stripes);
+            let g = Geometry::from_md(6, layout, 5, chunk, 8 * stripes, &[]).unwrap();
+            let mut r = reader(&paths, &[]);
+            for s in 0..stripes {
+                assert_eq!(r.unit_check(0, s * sb, sb), Check::Pass { q: true });
+            }
+            for d in 0..5 {
+                let mut r = reader(&paths, &[d]);
+                for s in 0..stripes {
+                    let q_lost = g.stripe_roles(s).unwrap().q_member == Some(d as u32);
+                    assert_eq!(
+                        r.unit_check(0, s * sb, sb),
+                        Check::Pass { q: !q_lost },
+                        "layout {layout} drop {d} stripe {s}"
+                    );
+                }
+                let mut r = reader(&paths, &[d, (d + 1) % 5]);
+                assert_eq!(r.unit_check(0, 0, sb), Check::Unknown);
+            }
+            // One corrupt byte on a member of stripe 2: whichever other member is lost, the
+            // equation left covers it (P covers all but Q; a block rebuilt from a bad P or
+            // data block makes Q fail).
+            let bad = 1usize;
+            let mut img = std::fs::read(&paths[bad]).unwrap();
+            img[((16 + 2 * u64::from(chunk)) * 512 + 100) as usize] ^= 0x5a;
+            std::fs::write(&paths[bad], &img).unwrap();
+            for d in (0..5).filter(|&d| d != bad) {
+                let mut r = reader(&paths, &[d]);
+                assert_eq!(
+                    r.unit_check(0, 2 * sb, sb),
+                    Check::Fail,
+                    "layout {layout} drop {d}"
+                );
+                let q_lost = g.stripe_roles(3).unwrap().q_member == Some(d as u32);
+                assert_eq!(r.unit_check(0, 3 * sb, sb), Check::Pass { q: !q_lost });
+            }
+        }
+        let paths = write_array("uc5", 5, 2, 4, chunk, 8 * stripes);
+        let sb5 = u64::from(chunk) * 512 * 3;
+        assert_eq!(
+            reader(&paths, &[]).unit_check(0, 0, sb5),
+            Check::Pass { q: false }
+        );
+        assert_eq!(reader(&paths, &[2]).unit_check(0, 0, sb5), Check::Unknown);
     }
 
     #[test]

@@ -44,37 +44,19 @@ TRUSTED = {"clean", "rebuilt"}
 # Known fastraid failures: (case glob, test glob) -> reason; test is "full", "export",
 # "ext4", "without-K", "pairs", "raid10-pairs" or "members-only". Each is a strict xfail:
 # when fastraid is fixed, the test passes, fails as XPASS, and the entry must go.
-_R56_LAST_STRIPE = (
-    "fastraid bug: RAID-5 -> RAID-6 cut mid-reshape (on-disk reshape_position 0): fastraid "
-    "finds the kernel's real progress one stripe short (array sectors [19584, 19968) read "
-    "in the old geometry, called clean, wrong); that stripe is P-consistent in both "
-    "geometries because member 4 holds its new Q, and that Q (above member 4's "
-    "recovery_offset, written by the reshape) is consistent with the new geometry, so the "
-    "members decide it (checked by hand; layout_census: new-only up to 19968)"
-)
-_R56_DEGRADED = (
-    "fastraid bug: RAID-5 -> RAID-6 cut mid-reshape with one member left out: the stripes "
-    "the kernel rewrote past the on-disk reshape_position (layout_census new-only range) "
-    "are read in the old geometry and called clean/rebuilt, wrong; with all members "
-    "fastraid gets them right, and one erasure still leaves the new geometry checkable "
-    "(rebuild from P, check Q) while the old one is not"
-)
-_IN_PLACE_AMBIGUOUS = (
-    "fastraid bug: RAID-5 chunk 64 -> 32 KiB in place (same members, same offsets) with a "
-    "backup file, cut with the on-disk reshape_position at 0 while the kernel had rewritten "
-    "array sectors up to 15296 in the new geometry (layout_census); every row is "
-    "parity-consistent in both geometries (census parity_ambiguous_sectors) and mdadm's "
-    "backup holds the old reading (saved after the kernel rewrote the stripes), so this is "
-    "undecidable; with all members fastraid reports it uncertain, but with one member left "
-    "out it returns the old reading as clean instead of uncertain (these tests accept "
-    "uncertain ranges inside parity_ambiguous_sectors)"
+_R56_LAST_STRIPE_NO_Q = (
+    "undecidable with this member left out, and reported so: RAID-5 -> RAID-6 cut mid-reshape "
+    "(on-disk reshape_position 0); the last stripe the kernel rewrote (array sectors "
+    "[19584, 19968), layout_census new-only up to 19968) has its new Q on member 4, so with "
+    "member 4 left out its only equation left is P over members 0-3, which both geometries "
+    "share: parity holds in both, and nothing else on the members (the backup covers only "
+    "the start) says whether the kernel got there. fastraid reports those bytes uncertain; "
+    "the census lists no parity-ambiguous rows where the new geometry has a Q (it assumes "
+    "all members), so the test counts the uncertain range as a failure"
 )
 _ALL = ("full", "export", "without-*")
 XFAIL: dict[tuple[str, str], str] = {
-    ("raid5to6-backup-cut10", "without-*"): _R56_LAST_STRIPE,
-    ("raid5to6-backup-cut45", "without-*"): _R56_DEGRADED,
-    ("raid5to6-backup-cut80", "without-*"): _R56_DEGRADED,
-    ("raid5-chunk-64to32-backup-cut10", "without-*"): _IN_PLACE_AMBIGUOUS,
+    ("raid5to6-backup-cut10", "without-4"): _R56_LAST_STRIPE_NO_Q,
 }
 
 
