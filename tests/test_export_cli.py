@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import fastraid
 import pytest
 from _md_build import build, rewrite_superblock
 from fastraid import cli
@@ -121,6 +124,81 @@ def test_export_resume(
     # A checkpoint of another array is refused.
     ckpt.write_text(json.dumps({**state, "uuid": "00:00"}))
     assert cli.main(["export", *members, "-o", str(out), "--resume", "--quiet"]) == 2
+
+
+def test_export_overwrite_interrupted_leaves_no_stale_checkpoint(
+    md_images: Callable[[str], MdImages],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fresh ``export --overwrite`` deletes a leftover checkpoint durably (unlink, then
+    a directory fsync) before it truncates the image. Interrupted before its own first
+    checkpoint, it leaves none that a later ``--resume`` would trust with bytes that the
+    truncation dropped."""
+    img = md_images("raid5-ls-3")
+    pattern = img.manifest["pattern"]
+    members = [str(p) for p in img.members]
+    with fastraid.open(members, readonly=True) as a:
+        d = a.detail()
+        size = a.size
+    stale = {
+        "version": cli.CHECKPOINT_VERSION,
+        "uuid": d["uuid"],
+        "size": size,
+        "events": d["events"],
+        "members": members,
+        "done": size,
+        "ranges": [],
+        "totals": {"clean": size, "rebuilt": 0, "uncertain": 0, "unreadable": 0},
+    }
+
+    # The bogus checkpoint is one that --resume trusts: beside a garbage image it
+    # "finishes" the export without rewriting a byte.
+    other = tmp_path / "b.img"
+    other.write_bytes(b"\xee" * size)
+    (tmp_path / "b.img.fastraid-export.json").write_text(json.dumps(stale))
+    assert cli.main(["export", *members, "-o", str(other), "--resume", "--quiet"]) == 0
+    assert other.read_bytes() == b"\xee" * size
+
+    out = tmp_path / "a.img"
+    ckpt = tmp_path / "a.img.fastraid-export.json"
+    out.write_bytes(b"\xee" * size)
+    ckpt.write_text(json.dumps(stale))
+    events: list[str] = []
+    real_fsync, real_ftruncate = os.fsync, os.ftruncate
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            events.append("dir fsync" + (" (checkpoint still there)" if ckpt.exists() else ""))
+        real_fsync(fd)
+
+    def ftruncate(fd: int, length: int) -> None:
+        events.append("truncate" + (" (checkpoint still there)" if ckpt.exists() else ""))
+        real_ftruncate(fd, length)
+
+    def interrupted(fd: int, data: memoryview, offset: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.os, "fsync", fsync)
+    monkeypatch.setattr(cli.os, "ftruncate", ftruncate)
+    monkeypatch.setattr(cli, "_pwrite_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["export", *members, "-o", str(out), "--overwrite", "--quiet"])
+    monkeypatch.undo()
+    assert events == ["dir fsync", "truncate"]
+    assert not ckpt.exists()
+    assert not ckpt.with_name(ckpt.name + ".tmp").exists()
+    assert out.read_bytes() != b"\xee" * size  # truncated: the old bytes are gone
+
+    # --resume finds nothing to trust: it refuses the existing image, and with
+    # --overwrite it starts over and writes the whole array.
+    assert cli.main(["export", *members, "-o", str(out), "--resume", "--quiet"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    args = ["export", *members, "-o", str(out), "--resume", "--overwrite", "--quiet"]
+    assert cli.main(args) == 0
+    assert sha(out, pattern["length_bytes"]) == pattern["sha256"]
+    assert not ckpt.exists()
 
 
 def test_export_unreadable_ranges_exit_3(
