@@ -10,21 +10,26 @@
 //!
 //! 1. *Intent*: with a bitmap, the bits covering every region about to be written are set
 //!    in the bitmap of every member, with the bitmap's `events` at the value the superblocks
-//!    are about to get; `fdatasync` every member. (A bitmap whose `events` is *ahead* of the
-//!    superblock is fine for md; one behind would force a full resync.)
+//!    are about to get. (A bitmap whose `events` is *ahead* of the superblock is fine for
+//!    md; one behind would force a full resync.)
 //! 2. *Dirty*: every member's superblock gets `resync_offset` = 0 (with a bitmap: the bits
 //!    say where) or, without one, the lowest resync sector written in this burst, and
-//!    `events + 1`; `fdatasync`. Bits without a dirty superblock are ignored by md, so both
-//!    steps are needed, in this order.
+//!    `events + 1`. Bits without a dirty superblock are ignored by md, so both steps are
+//!    needed, in this order.
+//!
+//!    Steps 1 and 2 are durable write by write: they go through each member's O_DSYNC
+//!    handle ([`Member::write_durable_at`]), which returns once those bytes are on stable
+//!    storage without forcing out the data written before them (an `fdatasync` per new
+//!    bitmap bit would make a long sequential write synchronous).
 //! 3. Data, parity and mirror copies are written (page cache; no flush per write). A new
 //!    region written while the array is already dirty repeats step 1 for its new bits (or
 //!    lowers `resync_offset`) before its data is written.
 //! 4. *Clean* ([`Writer::flush`], also at close): `fdatasync` every member, so data and
 //!    parity are durable and consistent; then superblocks with `resync_offset` = MaxSector
 //!    (`events − 1` after a pure dirty/clean flip of a healthy array, as the kernel does, so
-//!    spares that are not rewritten stay within one event), `fdatasync`; then the bitmap
-//!    with its bits cleared and `events_cleared` = `events` (a degraded array keeps its bits,
-//!    as md does, for a later re-add), `fdatasync`.
+//!    spares that are not rewritten stay within one event); then the bitmap with its bits
+//!    cleared and `events_cleared` = `events` (a degraded array keeps its bits, as md does,
+//!    for a later re-add); both durable as in steps 1 and 2.
 //!
 //! A kill or power cut anywhere leaves either a clean array whose data and parity agree, or
 //! a dirty one whose set bits (or `resync_offset`) cover every stripe that may disagree:
@@ -340,7 +345,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Every superblock with the current `events` and `resync_offset`, then `fdatasync`.
+    /// Every superblock with the current `events` and `resync_offset`, each write durable
+    /// when it returns (O_DSYNC: only these bytes are forced out, not the data before them).
     fn write_superblocks(&mut self, rd: &ArrayReader) -> Result<()> {
         let (events, resync_offset, t) = (self.events, self.resync_offset, now());
         let mut blocks = Vec::with_capacity(self.entries.len());
@@ -355,12 +361,12 @@ impl Writer {
             ));
         }
         for (e, (at, b)) in self.entries.iter().zip(&blocks) {
-            member(rd, e).write_all_at(b, *at)?;
+            member(rd, e).write_durable_at(b, *at)?;
         }
-        self.sync_all(rd)
+        Ok(())
     }
 
-    /// The bitmap area on every member, then `fdatasync`.
+    /// The bitmap area on every member, each write durable when it returns (as above).
     fn write_bitmap(&mut self, rd: &ArrayReader) -> Result<()> {
         let Some(bm) = self.bitmap.as_mut() else {
             return Ok(());
@@ -374,9 +380,9 @@ impl Writer {
             };
             let at = bitmap_byte(e.sb.super_offset, off)
                 .ok_or_else(|| Error::Io("bitmap offset outside the device".into()))?;
-            member(rd, e).write_all_at(&bm.area, at)?;
+            member(rd, e).write_durable_at(&bm.area, at)?;
         }
-        self.sync_all(rd)
+        Ok(())
     }
 
     /// Record the intent to write resync units `span` (sectors) before writing them.
