@@ -25,6 +25,7 @@ pub mod layout;
 pub mod md;
 pub mod parity;
 pub mod rebuild;
+pub mod reshape;
 pub mod resync;
 pub mod scrub;
 pub mod writer;

@@ -34,6 +34,7 @@ from ._errors import (
 from .array import Array, Volume, examine, open
 from .create import create, plan_create
 from .rebuild import plan_rebuild, rebuild, replace
+from .reshape import grow_continue, plan_reshape, reshape
 from .scrub import ScrubResult, check, repair
 
 __all__ = [
@@ -60,6 +61,9 @@ __all__ = [
     "open",
     "plan_create",
     "plan_rebuild",
+    "plan_reshape",
+    "grow_continue",
+    "reshape",
     "pq_check",
     "pq_gen",
     "rebuild",

@@ -137,3 +137,25 @@ def plan_rebuild(
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
 ) -> RebuildPlan: ...
+
+@final
+class ReshapePlan:
+    def describe(self) -> dict[str, Any]: ...
+    def execute(
+        self, progress: Callable[[int, int, float], object] | None = None
+    ) -> dict[str, Any]: ...
+
+def plan_reshape(
+    members: Sequence[str | PathLike[str]],
+    *,
+    raid_devices: int | None = None,
+    level: int | None = None,
+    chunk: int | None = None,
+    layout: str | None = None,
+    continue_only: bool = False,
+    force: bool = False,
+    backup_file: str | PathLike[str] | None = None,
+    speed_limit: int | None = None,
+    batch_bytes: int | None = None,
+    checkpoint_bytes: int | None = None,
+) -> ReshapePlan: ...

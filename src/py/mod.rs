@@ -7,6 +7,7 @@ mod create;
 mod errors;
 mod progress;
 mod rebuild;
+mod reshape;
 mod scrub;
 
 use crate::kernels::Kernel;
@@ -300,6 +301,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create::plan_create, m)?)?;
     m.add_class::<rebuild::RebuildPlan>()?;
     m.add_function(wrap_pyfunction!(rebuild::plan_rebuild, m)?)?;
+    m.add_class::<reshape::ReshapePlan>()?;
+    m.add_function(wrap_pyfunction!(reshape::plan_reshape, m)?)?;
     m.add_function(wrap_pyfunction!(scrub::scrub_members, m)?)?;
     Ok(())
 }

@@ -1,0 +1,143 @@
+"""Reshape an md array (``mdadm --grow``): more members, another chunk or layout, and finish
+a reshape that Linux md left interrupted (``grow --continue``), offline and in place.
+
+The data moves to md's ``new_offset`` (toward the start of every member) as md does for a
+forward reshape, so old and new copies never overlap and no backup file is needed. While it
+runs, the superblocks describe the reshape exactly as md does (``reshape_position`` advanced
+after the data below it is durable), so a reshape stopped anywhere, even by kill -9 or a
+power cut, is finished by running it again or by the Linux kernel itself.
+
+The work is in the Rust core (``src/reshape.rs``); ``plan_reshape`` reads only and says what
+would be done (``str(plan)``: the steps, the space needed and what a power cut at each step
+would lose).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import _core
+
+StrPath = str | os.PathLike[str]
+#: ``progress(done, total, rate)``: bytes of the new geometry written, bytes in all, bytes/s.
+Progress = Callable[[int, int, float], object]
+
+_LEVELS = {"raid4": 4, "4": 4, "raid5": 5, "5": 5, "raid6": 6, "6": 6}
+
+
+def _level(level: int | str | None) -> int | None:
+    if level is None or isinstance(level, int):
+        return level
+    try:
+        return _LEVELS[level.lower()]
+    except KeyError:
+        from ._errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"level: {level!r} cannot be reshaped (raid4/5/6)") from None
+
+
+def plan_reshape(
+    members: Sequence[StrPath],
+    *,
+    raid_devices: int | None = None,
+    level: int | str | None = None,
+    chunk: int | None = None,
+    layout: str | int | None = None,
+    continue_only: bool = False,
+    force: bool = False,
+    backup_file: StrPath | None = None,
+    speed_limit: int | None = None,
+    batch_bytes: int | None = None,
+    checkpoint_bytes: int | None = None,
+) -> _core.ReshapePlan:
+    """Decide what a reshape would do, without writing anything.
+
+    :param members: the array's members and the spares that become new members (added with
+        :meth:`fastraid.Array.add`), any order.
+    :param raid_devices: the new number of members (more than now: a grow).
+    :param chunk: the new chunk size in bytes.
+    :param layout: the new layout (mdadm's name or md's number).
+    :param continue_only: only finish a reshape in progress (``grow --continue``).
+    :param force: go on where bytes next to an interrupted reshape's boundary cannot be
+        decided (reported uncertain by the reader).
+    :param backup_file: accepted for mdadm compatibility; reshapes that need one are refused.
+    :raises NotSupportedError: what fastraid cannot reshape (shrinking, backwards or in-place
+        reshapes, level changes, no room before the data, metadata 0.90, degraded arrays).
+    """
+    return _core.plan_reshape(
+        [os.fspath(m) for m in members],
+        raid_devices=raid_devices,
+        level=_level(level),
+        chunk=chunk,
+        layout=None if layout is None else str(layout),
+        continue_only=continue_only,
+        force=force,
+        backup_file=None if backup_file is None else os.fspath(backup_file),
+        speed_limit=speed_limit,
+        batch_bytes=batch_bytes,
+        checkpoint_bytes=checkpoint_bytes,
+    )
+
+
+def reshape(
+    members: Sequence[StrPath],
+    *,
+    raid_devices: int | None = None,
+    level: int | str | None = None,
+    chunk: int | None = None,
+    layout: str | int | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+    speed_limit: int | None = None,
+    batch_bytes: int | None = None,
+    checkpoint_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Reshape (see :func:`plan_reshape`); a reshape in progress with the same target is
+    continued. Returns a dict: ``resumed_from``, ``bytes_written``, ``total``,
+    ``checkpoints``, ``events``, ``size``, ``seconds``."""
+    plan = plan_reshape(
+        members,
+        raid_devices=raid_devices,
+        level=level,
+        chunk=chunk,
+        layout=layout,
+        force=force,
+        speed_limit=speed_limit,
+        batch_bytes=batch_bytes,
+        checkpoint_bytes=checkpoint_bytes,
+    )
+    return plan.execute(progress)
+
+
+def grow_continue(
+    members: Sequence[StrPath],
+    *,
+    progress: Progress | None = None,
+    force: bool = False,
+    backup_file: StrPath | None = None,
+    speed_limit: int | None = None,
+    batch_bytes: int | None = None,
+    checkpoint_bytes: int | None = None,
+) -> dict[str, Any]:
+    """Finish the reshape that md (or fastraid) left interrupted on ``members``
+    (``mdadm --grow --continue``); afterwards the array is in the new geometry, clean.
+
+    :raises InvalidArgumentError: no reshape is in progress.
+    :raises NotSupportedError: a kind of reshape fastraid does not finish (see
+        :func:`plan_reshape`), or bytes near the boundary are uncertain and not ``force``.
+    """
+    plan = plan_reshape(
+        members,
+        continue_only=True,
+        force=force,
+        backup_file=backup_file,
+        speed_limit=speed_limit,
+        batch_bytes=batch_bytes,
+        checkpoint_bytes=checkpoint_bytes,
+    )
+    return plan.execute(progress)
+
+
+__all__ = ["Progress", "grow_continue", "plan_reshape", "reshape"]

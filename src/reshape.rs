@@ -1,0 +1,1223 @@
+//! Reshape: change the geometry of a RAID-4/5/6 md array in place, offline, the way md's
+//! reshape does (`shared/docs/md-format.md` §6, §8.5), crash-safe at every instant, and
+//! finish (`grow --continue`) a reshape that the kernel left interrupted.
+//!
+//! # What is handled
+//!
+//! md's *new_offset* kind, forwards: the data moves to `data_offset + new_offset` with a
+//! negative `new_offset` (free space before the data), and the reshape walks the array from
+//! its start. New-geometry stripes then land on rows *below* the old data that is still
+//! needed, so no backup is needed. That covers growing RAID-4/5/6 by added members
+//! (`delta_disks > 0`) and, with the same number of members, chunk and layout changes whose
+//! new stripes hold at least as much data as the old ones. Everything else (shrinking,
+//! backwards reshapes, in-place reshapes that need mdadm's backup file, level changes,
+//! degraded arrays, metadata 0.90) is refused with [`Error::Unsupported`].
+//!
+//! # On-disk states (what a power cut leaves)
+//!
+//! 1. *Start* (a new reshape only). The first new-geometry stripes (one reader unit, see
+//!    below) are written into the free space before the data, where nothing lives; then
+//!    every member's superblock gets RESHAPE_ACTIVE|NEW_OFFSET, `reshape_position` 0,
+//!    `new_level/new_layout/new_chunk`, `delta_disks`, `raid_disks` = the new count, the
+//!    added members' roles, `new_offset`, `events + 1`; `fdatasync`.
+//! 2. *Batches*. Array bytes `[r, e)` are read (in their current geometry, through
+//!    [`ArrayReader`]), laid out in the new geometry with fresh parity, and written to the
+//!    new rows `data_offset + new_offset + …` of every member (page cache).
+//! 3. *Checkpoint* ([`Engine::checkpoint`]): `fdatasync` every member (the data below the
+//!    new checkpoint is durable), then the bitmap header (when there is one) and every
+//!    superblock with the new `reshape_position` and `events + 1`, then `fdatasync`. The
+//!    checkpoint is always a multiple of the new stripe size and at least one reader unit
+//!    (`lcm` of the old and new stripe sizes) *behind* what was written, so the unit at the
+//!    checkpoint reads the same in both geometries: fastraid's reader (which decides the
+//!    boundary by content and parity) and the kernel (which trusts the checkpoint) agree.
+//! 4. *Safety rule*: a new row is written only if it lies below the first old row still
+//!    needed *by the on-disk checkpoint* (`new_offset + new_rows(e) ≤ old_row(checkpoint)`);
+//!    when a batch would break it, a checkpoint is written first. So the old copy of every
+//!    byte at or past the on-disk checkpoint stays intact until a later checkpoint covers
+//!    it: a crash anywhere loses nothing, and the kernel can take over from any checkpoint
+//!    (it reads the old geometry from the checkpoint on, exactly what is intact).
+//! 5. *Finish*: `fdatasync`; then every superblock gets `data_offset += new_offset`,
+//!    `data_size −= new_offset`, the new layout/chunk, the reshape fields cleared,
+//!    `events + 1`; `fdatasync`. A crash while the superblocks are being written leaves some
+//!    members finished (events E+1) and some at the last checkpoint (events E); [`plan`]
+//!    recognises that and completes the lagging superblocks first.
+//!
+//! Beyond the old array size (a grow adds capacity) the new stripes hold zeros with
+//! matching parity, as the kernel writes them.
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::array::{ArrayReader, Trust};
+use crate::assemble::{self, AssembleOptions, MemberState};
+use crate::error::{invalid, Error, Result};
+use crate::io::Member;
+use crate::layout::{Geometry, Layout, Level, Role, SECTOR_SIZE};
+use crate::md::bitmap::{BitmapHeader, HEADER_BYTES};
+use crate::md::{self, format_uuid, FeatureMap, MdTime, Superblock, SuperblockV1};
+use crate::parity::{self, Options};
+
+/// Default bytes of new-geometry data per batch.
+pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
+/// Default bytes between checkpoints.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 256 << 20;
+/// Default longest time between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What to change (all `None`: finish the reshape in progress).
+#[derive(Debug, Clone)]
+pub struct ReshapeOptions {
+    pub raid_disks: Option<u32>,
+    /// md level number (4, 5, 6).
+    pub level: Option<i32>,
+    pub chunk_bytes: Option<u64>,
+    /// md layout number.
+    pub layout: Option<u32>,
+    /// Only finish a reshape in progress (`grow --continue`): refuse to start one.
+    pub continue_only: bool,
+    /// Go on where the reader reports bytes as uncertain.
+    pub force: bool,
+    /// mdadm's backup file (accepted for the kinds that need none; those that need one are
+    /// refused).
+    pub backup_file: Option<PathBuf>,
+    pub batch_bytes: u64,
+    /// Bytes between checkpoints; 0: after every batch.
+    pub checkpoint_bytes: u64,
+    pub checkpoint_interval: Duration,
+    pub speed_limit: Option<u64>,
+}
+
+impl Default for ReshapeOptions {
+    fn default() -> Self {
+        ReshapeOptions {
+            raid_disks: None,
+            level: None,
+            chunk_bytes: None,
+            layout: None,
+            continue_only: false,
+            force: false,
+            backup_file: None,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            speed_limit: None,
+        }
+    }
+}
+
+/// Counters for the progress callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Bytes of the new geometry written.
+    pub done: u64,
+    pub total: u64,
+    /// On-disk checkpoint (bytes).
+    pub checkpoint: u64,
+    pub rate: f64,
+}
+
+/// What a finished reshape did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub resumed_from: u64,
+    pub bytes_written: u64,
+    pub total: u64,
+    pub checkpoints: u64,
+    pub events: u64,
+    pub size: u64,
+    pub seconds: f64,
+}
+
+/// Start a reshape, continue one, or only complete the superblocks of a finished one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Start,
+    Continue,
+    FinishSuperblocks,
+}
+
+/// One member whose superblock this reshape writes.
+#[derive(Debug, Clone)]
+struct Target {
+    path: PathBuf,
+    /// Slot in the new geometry.
+    slot: u32,
+    sb: SuperblockV1,
+    /// Byte offset of the bitmap header and the header, when the member has a bitmap.
+    bitmap: Option<(u64, BitmapHeader)>,
+}
+
+/// Everything [`Plan::execute`] will do, decided from reads only; prints as the steps.
+#[derive(Debug)]
+pub struct Plan {
+    pub kind: Kind,
+    pub uuid: [u8; 16],
+    pub level: Level,
+    pub old_disks: u32,
+    pub new_disks: u32,
+    pub old_layout: Layout,
+    pub new_layout: Layout,
+    pub old_chunk_bytes: u64,
+    pub new_chunk_bytes: u64,
+    /// Signed sectors from `data_offset` to the new data.
+    pub new_offset: i64,
+    /// Array bytes (new geometry) from which this run writes.
+    pub start: u64,
+    /// On-disk checkpoint when the run starts (bytes).
+    pub checkpoint: u64,
+    pub old_size: u64,
+    pub new_size: u64,
+    pub events: u64,
+    /// Paths by new slot.
+    pub members: Vec<String>,
+    pub notes: Vec<String>,
+    old_geo: Geometry,
+    new_geo: Geometry,
+    targets: Vec<Target>,
+    paths: Vec<PathBuf>,
+    opts: ReshapeOptions,
+}
+
+fn human(bytes: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn md_err(e: md::Error) -> Error {
+    invalid!("superblock: {e}")
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn read_sb(path: &Path) -> Result<Option<SuperblockV1>> {
+    let m = Member::open(path)?;
+    let found = md::probe(m.len(), |off, buf| m.read_io(buf, off))
+        .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    Ok(match md::preferred(&found).map(|f| &f.superblock) {
+        Some(Ok(Superblock::V1(sb))) => Some(sb.clone()),
+        _ => None,
+    })
+}
+
+fn bitmap_of(path: &Path, sb: &SuperblockV1) -> Result<Option<(u64, BitmapHeader)>> {
+    let Some(off) = sb.bitmap_offset() else {
+        return Ok(None);
+    };
+    let at = sb
+        .super_offset
+        .checked_add_signed(i64::from(off))
+        .and_then(|s| s.checked_mul(SECTOR_SIZE))
+        .ok_or_else(|| Error::Io(format!("{}: bitmap offset out of range", path.display())))?;
+    let m = Member::open(path)?;
+    let mut head = vec![0u8; HEADER_BYTES];
+    m.read_exact_at(&mut head, at)?;
+    match BitmapHeader::parse(&head) {
+        Ok(h) => Ok(Some((at, h))),
+        Err(why) => Err(Error::Unsupported(format!(
+            "{}: bitmap unreadable ({why}); reshape refused",
+            path.display()
+        ))),
+    }
+}
+
+/// The lowest sector before the data that nothing (superblock, bitmap, bad-block log) uses.
+fn lowest_free(sb: &SuperblockV1, bitmap: Option<&BitmapHeader>) -> u64 {
+    if sb.super_offset >= sb.data_offset {
+        return 0; // 1.0: the metadata is at the end
+    }
+    let mut low = sb.super_offset + 8;
+    if let (Some(off), Some(h)) = (sb.bitmap_offset(), bitmap) {
+        let sectors = (HEADER_BYTES as u64 + h.bits_bytes()).div_ceil(SECTOR_SIZE);
+        if let Some(s) = sb.super_offset.checked_add_signed(i64::from(off)) {
+            low = low.max(s + sectors);
+        }
+    }
+    if sb.bblog_offset > 0 && sb.bblog_size > 0 {
+        if let Some(s) = sb
+            .super_offset
+            .checked_add_signed(i64::from(sb.bblog_offset))
+        {
+            low = low.max(s + u64::from(sb.bblog_size));
+        }
+    }
+    low
+}
+
+fn geometry(
+    level: Level,
+    layout: Layout,
+    disks: u32,
+    chunk_bytes: u64,
+    size: u64,
+) -> Result<Geometry> {
+    let c = u32::try_from(chunk_bytes / SECTOR_SIZE).map_err(|_| invalid!("chunk too large"))?;
+    Geometry::new(level, layout, disks, c, size, &[]).map_err(|e| invalid!("{e}"))
+}
+
+fn stripe_bytes(g: &Geometry) -> u64 {
+    u64::from(g.chunk_sectors()) * u64::from(g.data_disks().unwrap_or(1)) * SECTOR_SIZE
+}
+
+/// The array bytes a geometry holds with per-member size `dev_sectors` rounded to `chunk`.
+fn size_of(g: &Geometry, round_sectors: u64) -> u64 {
+    let c = round_sectors.max(1);
+    g.dev_sectors() / c * c * u64::from(g.data_disks().unwrap_or(1)) * SECTOR_SIZE
+}
+
+/// Decide what a reshape of the array on `paths` would do (reads only).
+pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> {
+    let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+    if let Some(p) = finish_superblocks_plan(&paths, opts)? {
+        return Ok(p);
+    }
+    let asm = assemble::assemble(&paths, AssembleOptions::default())?;
+    let r = &asm.reference;
+    if r.feature_map.is_none() {
+        return Err(Error::Unsupported(
+            "metadata 0.90 arrays cannot be reshaped by fastraid (no new_offset)".into(),
+        ));
+    }
+    let level = asm.geometry.level();
+    if !matches!(level, Level::Raid4 | Level::Raid5 | Level::Raid6) {
+        return Err(Error::Unsupported(format!(
+            "reshaping a {} array is not supported (RAID-4/5/6 only)",
+            level.name()
+        )));
+    }
+    let fm = r.feature_map.unwrap_or_default();
+    if fm.intersects(FeatureMap::JOURNAL | FeatureMap::PPL | FeatureMap::CLUSTERED) {
+        return Err(Error::Unsupported(format!(
+            "arrays with {} cannot be reshaped by fastraid",
+            fm.names().join(", ")
+        )));
+    }
+    if asm.degraded() {
+        return Err(Error::Unsupported(
+            "the array is degraded or recovering: rebuild it before reshaping".into(),
+        ));
+    }
+    let mut notes = asm.notes.clone();
+    match &r.reshape {
+        Some(rs) => plan_continue(&paths, &asm, rs.clone(), opts, &mut notes),
+        None => {
+            if opts.continue_only {
+                return Err(invalid!(
+                    "no reshape is in progress on this array: nothing to continue"
+                ));
+            }
+            plan_start(&paths, &asm, opts, &mut notes)
+        }
+    }
+}
+
+fn any_change(opts: &ReshapeOptions) -> bool {
+    opts.raid_disks.is_some()
+        || opts.level.is_some()
+        || opts.chunk_bytes.is_some()
+        || opts.layout.is_some()
+}
+
+/// Members by new slot (from the assembly, plus spares that take new slots).
+fn targets_of(asm: &assemble::Assembly, extra: &[(u32, String)]) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for (slot, s) in asm.slots.iter().enumerate() {
+        let Some(s) = s else { continue };
+        let path = PathBuf::from(&asm.reports[s.report].path);
+        let sb = read_sb(&path)?
+            .ok_or_else(|| Error::Unsupported(format!("{}: no v1 superblock", path.display())))?;
+        let bitmap = bitmap_of(&path, &sb)?;
+        out.push(Target {
+            path,
+            slot: slot as u32,
+            sb,
+            bitmap,
+        });
+    }
+    for (slot, p) in extra {
+        let path = PathBuf::from(p);
+        let sb = read_sb(&path)?
+            .ok_or_else(|| Error::Unsupported(format!("{}: no v1 superblock", path.display())))?;
+        let bitmap = bitmap_of(&path, &sb)?;
+        out.push(Target {
+            path,
+            slot: *slot,
+            sb,
+            bitmap,
+        });
+    }
+    out.sort_by_key(|t| t.slot);
+    Ok(out)
+}
+
+fn plan_start(
+    paths: &[PathBuf],
+    asm: &assemble::Assembly,
+    opts: &ReshapeOptions,
+    notes: &mut Vec<String>,
+) -> Result<Plan> {
+    let r = &asm.reference;
+    let old_geo = asm.geometry.clone();
+    let level = old_geo.level();
+    if !any_change(opts) {
+        return Err(invalid!(
+            "nothing to change: give raid_disks, chunk or layout"
+        ));
+    }
+    if let Some(l) = opts.level {
+        if l != r.level {
+            return Err(Error::Unsupported(format!(
+                "level changes ({} -> {l}) are not supported by fastraid's reshape yet",
+                r.level
+            )));
+        }
+    }
+    if !r.is_clean() {
+        return Err(Error::Unsupported(
+            "the array was not stopped cleanly: open it read-write once (resync) before reshaping"
+                .into(),
+        ));
+    }
+    let old_disks = old_geo.raid_disks();
+    let new_disks = opts.raid_disks.unwrap_or(old_disks);
+    if new_disks < old_disks {
+        return Err(Error::Unsupported(format!(
+            "shrinking ({old_disks} -> {new_disks} members) is not supported (it reshapes backwards)"
+        )));
+    }
+    let new_layout = match opts.layout {
+        Some(l) => Layout::from_md(level, l).map_err(|e| invalid!("layout: {e}"))?,
+        None => old_geo.layout(),
+    };
+    let new_chunk = opts
+        .chunk_bytes
+        .unwrap_or(u64::from(old_geo.chunk_sectors()) * SECTOR_SIZE);
+    let new_geo = geometry(
+        level,
+        new_layout,
+        new_disks,
+        new_chunk,
+        old_geo.dev_sectors(),
+    )?;
+    if new_geo.raid_disks() == old_disks
+        && new_geo.layout() == old_geo.layout()
+        && new_geo.chunk_sectors() == old_geo.chunk_sectors()
+    {
+        return Err(invalid!("the array already has that geometry"));
+    }
+    if stripe_bytes(&new_geo) < stripe_bytes(&old_geo) {
+        return Err(Error::Unsupported(
+            "the new stripes would hold less data than the old ones: that reshape runs backwards, \
+             which is not supported"
+                .into(),
+        ));
+    }
+    // Spares become the new slots, in the order given.
+    let spares: Vec<String> = asm
+        .reports
+        .iter()
+        .filter(|rep| rep.state == MemberState::Spare)
+        .map(|rep| rep.path.clone())
+        .collect();
+    let need = (new_disks - old_disks) as usize;
+    if spares.len() < need {
+        return Err(invalid!(
+            "{new_disks} members need {need} spare(s) to be added first (found {})",
+            spares.len()
+        ));
+    }
+    let extra: Vec<(u32, String)> = spares
+        .into_iter()
+        .take(need)
+        .zip(old_disks..)
+        .map(|(p, s)| (s, p))
+        .collect();
+    let targets = targets_of(asm, &extra)?;
+    // Room before the data, the same new_offset on every member.
+    let c_max = u64::from(old_geo.chunk_sectors().max(new_geo.chunk_sectors()));
+    let room = targets
+        .iter()
+        .map(|t| {
+            t.sb.data_offset
+                .saturating_sub(lowest_free(&t.sb, t.bitmap.as_ref().map(|b| &b.1)))
+        })
+        .min()
+        .unwrap_or(0);
+    let (s_o, s_n) = (stripe_bytes(&old_geo), stripe_bytes(&new_geo));
+    let unit = s_o / gcd(s_o, s_n) * s_n;
+    // Rows needed to get going: one reader unit plus one new stripe (module docs).
+    let need_rows = (unit / s_n + 1) * u64::from(new_geo.chunk_sectors());
+    let mut off = room / c_max * c_max;
+    if off < need_rows.max(c_max) {
+        off = room / 8 * 8;
+    }
+    if off < need_rows.max(c_max) {
+        return Err(Error::Unsupported(format!(
+            "no room before the data to move it: {room} free sectors, {} needed (md's \
+             new_offset kind); a reshape with a backup file is not supported",
+            need_rows.max(c_max)
+        )));
+    }
+    let off = off.min(i32::MAX as u64);
+    for t in &targets {
+        if t.sb.data_offset < off {
+            return Err(Error::Unsupported(format!("{}: no room", t.path.display())));
+        }
+    }
+    let old_size = asm.size();
+    let new_size = size_of(&new_geo, c_max);
+    notes.push(format!(
+        "new data offset: {} sectors below the old one (free space {room} sectors)",
+        off
+    ));
+    Ok(Plan {
+        kind: Kind::Start,
+        uuid: r.array_uuid,
+        level,
+        old_disks,
+        new_disks,
+        old_layout: old_geo.layout(),
+        new_layout: new_geo.layout(),
+        old_chunk_bytes: u64::from(old_geo.chunk_sectors()) * SECTOR_SIZE,
+        new_chunk_bytes: new_chunk,
+        new_offset: -(off as i64),
+        start: 0,
+        checkpoint: 0,
+        old_size,
+        new_size,
+        events: r.events,
+        members: targets
+            .iter()
+            .map(|t| t.path.display().to_string())
+            .collect(),
+        notes: std::mem::take(notes),
+        old_geo,
+        new_geo,
+        targets,
+        paths: paths.to_vec(),
+        opts: opts.clone(),
+    })
+}
+
+fn plan_continue(
+    paths: &[PathBuf],
+    asm: &assemble::Assembly,
+    rs: md::Reshape,
+    opts: &ReshapeOptions,
+    notes: &mut Vec<String>,
+) -> Result<Plan> {
+    let r = &asm.reference;
+    if rs.backwards {
+        return Err(Error::Unsupported(
+            "this reshape runs backwards (shrinking, or room after the data): finishing it is \
+             not supported yet"
+                .into(),
+        ));
+    }
+    if rs.new_offset >= 0 {
+        return Err(Error::Unsupported(
+            "this reshape rewrites the data in place (no data-offset change; mdadm keeps a backup \
+             of its critical section): finishing it is not supported, let mdadm/the kernel do it"
+                .into(),
+        ));
+    }
+    let parts = &asm.parts;
+    let (new_part, old_part) = match (parts.first(), parts.get(1)) {
+        (Some(a), Some(b)) if a.name == "new" => (a.clone(), b.clone()),
+        _ => return Err(Error::Unsupported("unexpected reshape parts".into())),
+    };
+    let new_geo = new_part.geometry.clone();
+    let old_geo = old_part.geometry.clone();
+    if any_change(opts) {
+        let same = opts.raid_disks.is_none_or(|d| d == new_geo.raid_disks())
+            && opts
+                .layout
+                .is_none_or(|l| l == new_geo.layout().md_number())
+            && opts
+                .chunk_bytes
+                .is_none_or(|c| c == u64::from(new_geo.chunk_sectors()) * SECTOR_SIZE)
+            && opts.level.is_none_or(|l| l == r.level);
+        if !same {
+            return Err(invalid!(
+                "a reshape is already in progress (to {} members); finish it first (--continue)",
+                new_geo.raid_disks()
+            ));
+        }
+    }
+    if stripe_bytes(&new_geo) < stripe_bytes(&old_geo) {
+        return Err(Error::Unsupported(
+            "the new stripes hold less data than the old: not supported".into(),
+        ));
+    }
+    let mut targets = targets_of(asm, &[])?;
+    // Every superblock gets the freshest one's reshape state (a member one event behind may
+    // still show the previous checkpoint, or no reshape at all if a start was interrupted).
+    let ref_path = PathBuf::from(&asm.reports[asm.reference_report].path);
+    let rsb = read_sb(&ref_path)?
+        .ok_or_else(|| Error::Unsupported(format!("{}: no v1 superblock", ref_path.display())))?;
+    for t in &mut targets {
+        let sb = &mut t.sb;
+        for f in [
+            FeatureMap::RESHAPE_ACTIVE,
+            FeatureMap::NEW_OFFSET,
+            FeatureMap::RESHAPE_BACKWARDS,
+        ] {
+            sb.feature_map.set(f, rsb.feature_map.contains(f));
+        }
+        sb.reshape_position = rsb.reshape_position;
+        sb.new_level = rsb.new_level;
+        sb.new_layout = rsb.new_layout;
+        sb.new_chunk = rsb.new_chunk;
+        sb.delta_disks = rsb.delta_disks;
+        sb.raid_disks = rsb.raid_disks;
+        sb.level = rsb.level;
+        sb.layout = rsb.layout;
+        sb.chunksize = rsb.chunksize;
+        sb.dev_roles = rsb.dev_roles.clone();
+        sb.max_dev = rsb.max_dev;
+        if sb.new_offset != rsb.new_offset {
+            return Err(Error::Unsupported(format!(
+                "{}: new_offset {} differs from the freshest member's {}: not supported",
+                t.path.display(),
+                sb.new_offset,
+                rsb.new_offset
+            )));
+        }
+    }
+    let c_max = u64::from(old_geo.chunk_sectors().max(new_geo.chunk_sectors()));
+    let new_size = size_of(&new_geo, c_max);
+    let s_n = stripe_bytes(&new_geo);
+    let ckpt = rs.position.saturating_mul(SECTOR_SIZE);
+    // The reader decides the boundary (it may differ from the checkpoint); read it.
+    let rd = ArrayReader::new(assemble::assemble(paths, AssembleOptions::default())?)?;
+    let boundary = rd.assembly().parts.first().map_or(0, |p| p.end);
+    notes.extend(rd.assembly().notes.iter().skip(asm.notes.len()).cloned());
+    let start = boundary.min(ckpt) / s_n * s_n;
+    let undecided = rd
+        .assembly()
+        .notes
+        .iter()
+        .any(|n| n.contains("uncertain") || n.contains("undecid"));
+    if undecided && !opts.force {
+        return Err(Error::Unsupported(
+            "the reader cannot decide some bytes near the reshape boundary (reported uncertain); \
+             refusing to finish the reshape (force=True / --force goes on with its best reading)"
+                .into(),
+        ));
+    }
+    Ok(Plan {
+        kind: Kind::Continue,
+        uuid: r.array_uuid,
+        level: new_geo.level(),
+        old_disks: old_geo.raid_disks(),
+        new_disks: new_geo.raid_disks(),
+        old_layout: old_geo.layout(),
+        new_layout: new_geo.layout(),
+        old_chunk_bytes: u64::from(old_geo.chunk_sectors()) * SECTOR_SIZE,
+        new_chunk_bytes: u64::from(new_geo.chunk_sectors()) * SECTOR_SIZE,
+        new_offset: rs.new_offset,
+        start,
+        checkpoint: ckpt,
+        old_size: asm.size(),
+        new_size,
+        events: r.events,
+        members: targets
+            .iter()
+            .map(|t| t.path.display().to_string())
+            .collect(),
+        notes: std::mem::take(notes),
+        old_geo,
+        new_geo,
+        targets,
+        paths: paths.to_vec(),
+        opts: opts.clone(),
+    })
+}
+
+/// The final superblock fields of a finished reshape.
+fn finalise(sb: &mut SuperblockV1) {
+    let off = i64::from(sb.new_offset);
+    sb.data_offset = sb.data_offset.saturating_add_signed(off);
+    sb.data_size = sb.data_size.saturating_add_signed(-off);
+    sb.layout = sb.new_layout;
+    sb.chunksize = sb.new_chunk;
+    sb.new_level = sb.level;
+    sb.new_offset = 0;
+    sb.delta_disks = 0;
+    sb.reshape_position = 0;
+    for f in [
+        FeatureMap::RESHAPE_ACTIVE,
+        FeatureMap::NEW_OFFSET,
+        FeatureMap::RESHAPE_BACKWARDS,
+    ] {
+        sb.feature_map.set(f, false);
+    }
+}
+
+/// A crash during the finish leaves some members finished (the freshest) and some still at
+/// the reshape's last checkpoint, one event behind: complete those (step 5 of the docs).
+fn finish_superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Plan>> {
+    let mut sbs = Vec::new();
+    for p in paths {
+        if let Ok(Some(sb)) = read_sb(p) {
+            sbs.push((p.clone(), sb));
+        }
+    }
+    let Some(max) = sbs.iter().map(|(_, s)| s.events).max() else {
+        return Ok(None);
+    };
+    let Some((_, fresh)) = sbs.iter().find(|(_, s)| {
+        s.events == max
+            && !s.feature_map.contains(FeatureMap::RESHAPE_ACTIVE)
+            && s.role().slot().is_some()
+    }) else {
+        return Ok(None);
+    };
+    let lagging: Vec<&(PathBuf, SuperblockV1)> = sbs
+        .iter()
+        .filter(|(_, s)| {
+            s.set_uuid == fresh.set_uuid
+                && s.events + 1 == max
+                && s.feature_map.contains(FeatureMap::RESHAPE_ACTIVE)
+                && s.feature_map.contains(FeatureMap::NEW_OFFSET)
+                && s.raid_disks == fresh.raid_disks
+                && s.new_layout == fresh.layout
+                && s.new_chunk == fresh.chunksize
+        })
+        .collect();
+    if lagging.is_empty() {
+        return Ok(None);
+    }
+    let level = Level::from_md(fresh.level).map_err(|e| invalid!("{e}"))?;
+    let layout = Layout::from_md(level, fresh.layout).map_err(|e| invalid!("{e}"))?;
+    let g = geometry(
+        level,
+        layout,
+        fresh.raid_disks,
+        u64::from(fresh.chunksize) * SECTOR_SIZE,
+        fresh.size,
+    )?;
+    let mut targets = Vec::new();
+    for (p, s) in lagging {
+        let mut sb = s.clone();
+        finalise(&mut sb);
+        sb.events = max;
+        targets.push(Target {
+            path: p.clone(),
+            slot: u32::from(s.role().slot().unwrap_or(0)),
+            bitmap: bitmap_of(p, s)?,
+            sb,
+        });
+    }
+    Ok(Some(Plan {
+        kind: Kind::FinishSuperblocks,
+        uuid: fresh.set_uuid,
+        level,
+        old_disks: g.raid_disks(),
+        new_disks: g.raid_disks(),
+        old_layout: layout,
+        new_layout: layout,
+        old_chunk_bytes: u64::from(fresh.chunksize) * SECTOR_SIZE,
+        new_chunk_bytes: u64::from(fresh.chunksize) * SECTOR_SIZE,
+        new_offset: 0,
+        start: g.array_bytes(),
+        checkpoint: g.array_bytes(),
+        old_size: g.array_bytes(),
+        new_size: g.array_bytes(),
+        events: max,
+        members: targets
+            .iter()
+            .map(|t| t.path.display().to_string())
+            .collect(),
+        notes: vec![format!(
+            "the reshape had finished but {} member superblock(s) were not yet updated (a \
+             crash while they were written): they are completed now",
+            targets.len()
+        )],
+        old_geo: g.clone(),
+        new_geo: g,
+        targets,
+        paths: paths.to_vec(),
+        opts: opts.clone(),
+    }))
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let geo =
+            |d: u32, l: Layout, c: u64| format!("{d} members, {}, chunk {}", l.name(), human(c));
+        match self.kind {
+            Kind::FinishSuperblocks => {
+                writeln!(
+                    f,
+                    "complete the finished reshape of array {}",
+                    format_uuid(&self.uuid)
+                )?;
+                for m in &self.members {
+                    writeln!(f, "  update superblock of {m} (events {})", self.events)?;
+                }
+                for n in &self.notes {
+                    writeln!(f, "  note: {n}")?;
+                }
+                return Ok(());
+            }
+            Kind::Start => writeln!(
+                f,
+                "reshape {} array {}",
+                self.level.name(),
+                format_uuid(&self.uuid)
+            )?,
+            Kind::Continue => writeln!(
+                f,
+                "continue the interrupted reshape of {} array {} (checkpoint {}, resuming at {})",
+                self.level.name(),
+                format_uuid(&self.uuid),
+                human(self.checkpoint),
+                human(self.start)
+            )?,
+        }
+        writeln!(
+            f,
+            "  from : {}",
+            geo(self.old_disks, self.old_layout, self.old_chunk_bytes)
+        )?;
+        writeln!(
+            f,
+            "  to   : {}",
+            geo(self.new_disks, self.new_layout, self.new_chunk_bytes)
+        )?;
+        writeln!(
+            f,
+            "  size : {} -> {} (space beyond the old size reads as zeros)",
+            human(self.old_size),
+            human(self.new_size)
+        )?;
+        writeln!(
+            f,
+            "  space: data moves {} sectors ({}) toward the start of every member (md's \
+             new_offset); no backup file needed",
+            -self.new_offset,
+            human(self.new_offset.unsigned_abs() * SECTOR_SIZE)
+        )?;
+        for (i, m) in self.members.iter().enumerate() {
+            writeln!(f, "  slot {i}: {m}")?;
+        }
+        writeln!(f, "  steps (and what a power cut at each loses):")?;
+        let mut k = 1;
+        if self.kind == Kind::Start {
+            writeln!(
+                f,
+                "   {k}. write the first new stripes into free space, then every superblock: \
+                 reshape active at 0, events+1, fdatasync -- nothing (free space only, or the \
+                 reshape is recorded at 0)"
+            )?;
+            k += 1;
+        }
+        writeln!(
+            f,
+            "   {k}. batches: read in the old geometry, write the new stripes below the old \
+             data still needed -- nothing (old copies stay intact until a checkpoint covers them)"
+        )?;
+        writeln!(
+            f,
+            "   {}. checkpoints: fdatasync data, then superblocks with reshape_position and \
+             events+1, fdatasync -- nothing (the kernel or fastraid resumes from the last one)",
+            k + 1
+        )?;
+        writeln!(
+            f,
+            "   {}. finish: fdatasync, superblocks with data_offset += new_offset and the new \
+             geometry, events+1 -- nothing (a partial update is completed by the next run)",
+            k + 2
+        )?;
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+// ================================================================================
+// Execution
+// ================================================================================
+
+/// The open members and the superblock protocol.
+struct Engine {
+    targets: Vec<Target>,
+    devs: Vec<Member>,
+    events: u64,
+    checkpoints: u64,
+}
+
+impl Engine {
+    fn sync_all(&self) -> Result<()> {
+        for d in &self.devs {
+            d.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Bitmap headers (events first: md accepts a bitmap ahead of the superblocks, never
+    /// behind), then every superblock with the current events; then `fdatasync`.
+    fn write_superblocks(&mut self) -> Result<()> {
+        let t = MdTime::now().to_v1();
+        for (tg, d) in self.targets.iter_mut().zip(&self.devs) {
+            if let Some((at, h)) = &mut tg.bitmap {
+                h.events = self.events;
+                d.write_all_at(&h.to_bytes(), *at)?;
+            }
+        }
+        for (tg, d) in self.targets.iter_mut().zip(&self.devs) {
+            tg.sb.events = self.events;
+            tg.sb.utime_raw = t;
+            tg.sb.update_checksum().map_err(md_err)?;
+            d.write_all_at(
+                &tg.sb.to_block().map_err(md_err)?,
+                tg.sb.super_offset * SECTOR_SIZE,
+            )?;
+        }
+        self.sync_all()
+    }
+
+    /// Record `pos` (array bytes, a new-stripe boundary) as the reshape checkpoint.
+    /// Order: data durable (fdatasync) → superblocks with `events + 1` → fdatasync.
+    fn checkpoint(&mut self, pos: u64) -> Result<()> {
+        self.sync_all()?;
+        self.events += 1;
+        for t in &mut self.targets {
+            t.sb.reshape_position = pos / SECTOR_SIZE;
+        }
+        self.write_superblocks()?;
+        self.checkpoints += 1;
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// Do it. `progress` is called after every batch; `Break` stops at a checkpoint with
+    /// [`Error::Cancelled`] (run again to resume).
+    pub fn execute(
+        &self,
+        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<Report> {
+        let t0 = Instant::now();
+        let mut devs = Vec::new();
+        for t in &self.targets {
+            devs.push(Member::open_with(&t.path, true)?);
+        }
+        let mut eng = Engine {
+            targets: self.targets.clone(),
+            devs,
+            events: self.events,
+            checkpoints: 0,
+        };
+        if self.kind == Kind::FinishSuperblocks {
+            eng.write_superblocks()?;
+            return Ok(self.report(0, 0, &eng, t0));
+        }
+        // The reader of the current content: before a start, the array as it is (one part,
+        // old geometry); when continuing, both parts, boundary decided by the reader.
+        let asm = assemble::assemble(&self.paths, AssembleOptions::default())?;
+        let mut rd = ArrayReader::new(asm)?;
+        let mut w = Writer::new(self, &eng)?;
+        let (s_o, s_n) = (stripe_bytes(&self.old_geo), stripe_bytes(&self.new_geo));
+        let unit = s_o / gcd(s_o, s_n) * s_n;
+        let mut pos = self.start;
+        let mut ckpt = self.checkpoint.min(self.start);
+        if self.kind == Kind::Start {
+            // Step 1: the first unit in free space, then the superblocks.
+            let first = (unit + s_n).min(self.new_size);
+            w.write_range(&mut rd, self, &eng, 0, first)?;
+            pos = first;
+            eng.sync_all()?;
+            eng.events += 1;
+            let delta = self.new_disks as i32 - self.old_disks as i32;
+            let roles: Vec<(u32, u32)> = eng
+                .targets
+                .iter()
+                .map(|t| (t.sb.dev_number, t.slot))
+                .collect();
+            for t in &mut eng.targets {
+                let sb = &mut t.sb;
+                sb.feature_map.set(FeatureMap::RESHAPE_ACTIVE, true);
+                sb.feature_map.set(FeatureMap::NEW_OFFSET, true);
+                sb.feature_map.set(FeatureMap::RESHAPE_BACKWARDS, false);
+                sb.reshape_position = 0;
+                sb.raid_disks = self.new_disks;
+                sb.delta_disks = delta;
+                sb.new_level = sb.level;
+                sb.new_layout = self.new_layout.md_number();
+                sb.new_chunk = (self.new_chunk_bytes / SECTOR_SIZE) as u32;
+                sb.new_offset = self.new_offset as i32;
+                for &(dn, slot) in &roles {
+                    if let Some(e) = sb.dev_roles.get_mut(dn as usize) {
+                        *e = slot as u16;
+                    }
+                }
+            }
+            eng.write_superblocks()?;
+            ckpt = 0;
+        }
+        let o = &self.opts;
+        let batch = o.batch_bytes.max(s_n) / s_n * s_n;
+        let old_rows_of = |r: u64| -> u64 {
+            // First old row (sectors) still needed when the checkpoint is r.
+            r / s_o * u64::from(self.old_geo.chunk_sectors())
+        };
+        let off = self.new_offset.unsigned_abs();
+        let c_n = u64::from(self.new_geo.chunk_sectors());
+        let run_start = Instant::now();
+        let mut last_cp = (ckpt, Instant::now());
+        let result = (|| -> Result<()> {
+            while pos < self.new_size {
+                // Step 4: the furthest the new rows may go under the on-disk checkpoint.
+                let limit = if ckpt >= self.old_size {
+                    self.new_size
+                } else {
+                    ((old_rows_of(ckpt) + off) / c_n).saturating_mul(s_n)
+                };
+                let e = limit.min(pos + batch).min(self.new_size) / s_n * s_n;
+                let e = if self.new_size - pos < s_n {
+                    self.new_size
+                } else {
+                    e
+                };
+                if e <= pos {
+                    let c = pos.saturating_sub(unit) / s_n * s_n;
+                    if c <= ckpt {
+                        return Err(Error::Unsupported(format!(
+                            "no progress possible at array byte {pos}: the free space before the \
+                             data ({off} sectors) is too small for this reshape"
+                        )));
+                    }
+                    eng.checkpoint(c)?;
+                    ckpt = c;
+                    last_cp = (c, Instant::now());
+                    continue;
+                }
+                w.write_range(&mut rd, self, &eng, pos, e)?;
+                pos = e;
+                let due = o.checkpoint_bytes == 0
+                    || pos - last_cp.0 >= o.checkpoint_bytes
+                    || last_cp.1.elapsed() >= o.checkpoint_interval;
+                if due && pos < self.new_size {
+                    let c = pos.saturating_sub(unit) / s_n * s_n;
+                    if c > ckpt {
+                        eng.checkpoint(c)?;
+                        ckpt = c;
+                        last_cp = (c, Instant::now());
+                    }
+                }
+                let elapsed = run_start.elapsed().as_secs_f64();
+                if let Some(limit) = o.speed_limit.filter(|&l| l > 0) {
+                    let want = (pos - self.start) as f64 / limit as f64;
+                    if want > elapsed {
+                        std::thread::sleep(Duration::from_secs_f64(want - elapsed));
+                    }
+                }
+                let elapsed = run_start.elapsed().as_secs_f64();
+                let p = Progress {
+                    done: pos,
+                    total: self.new_size,
+                    checkpoint: ckpt,
+                    rate: if elapsed > 0.0 {
+                        (pos - self.start) as f64 / elapsed
+                    } else {
+                        0.0
+                    },
+                };
+                if progress(&p).is_break() {
+                    return Err(Error::Cancelled(String::new()));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let c = pos.saturating_sub(unit) / s_n * s_n;
+            let saved = if c > ckpt {
+                eng.checkpoint(c).map(|()| c)
+            } else {
+                Ok(ckpt)
+            };
+            return Err(match (e, saved) {
+                (Error::Cancelled(_), Ok(c)) => Error::Cancelled(format!(
+                    "reshape stopped: {} of {} recorded at the checkpoint; run `grow --continue` \
+                     (or the kernel) to finish",
+                    human(c),
+                    human(self.new_size)
+                )),
+                (Error::Cancelled(_), Err(s)) => s,
+                (e, _) => e,
+            });
+        }
+        // Step 5: finish.
+        eng.sync_all()?;
+        eng.events += 1;
+        for t in &mut eng.targets {
+            finalise(&mut t.sb);
+        }
+        eng.write_superblocks()?;
+        Ok(self.report(pos - self.start, eng.checkpoints, &eng, t0))
+    }
+
+    fn report(&self, written: u64, checkpoints: u64, eng: &Engine, t0: Instant) -> Report {
+        Report {
+            resumed_from: self.start,
+            bytes_written: written,
+            total: self.new_size,
+            checkpoints,
+            events: eng.events,
+            size: self.new_size,
+            seconds: t0.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Lays array bytes out in the new geometry.
+struct Writer {
+    opts: Options,
+    data: Vec<u8>,
+    /// Per new slot: its rows for the batch.
+    rows: Vec<Vec<u8>>,
+    p: Vec<u8>,
+    q: Vec<u8>,
+    zero: Vec<u8>,
+    /// Byte offset of the new data area on each target's device.
+    base: Vec<u64>,
+}
+
+impl Writer {
+    fn new(plan: &Plan, eng: &Engine) -> Result<Writer> {
+        let mut base = Vec::new();
+        for t in &eng.targets {
+            let b =
+                t.sb.data_offset
+                    .checked_add_signed(plan.new_offset)
+                    .ok_or_else(|| invalid!("new data offset out of range"))?;
+            base.push(b * SECTOR_SIZE);
+        }
+        Ok(Writer {
+            opts: Options::new()?,
+            data: Vec::new(),
+            rows: vec![Vec::new(); eng.targets.len()],
+            p: Vec::new(),
+            q: Vec::new(),
+            zero: Vec::new(),
+            base,
+        })
+    }
+
+    /// New stripes for array bytes `[a, e)` (whole new stripes): read, lay out, write.
+    fn write_range(
+        &mut self,
+        rd: &mut ArrayReader,
+        plan: &Plan,
+        eng: &Engine,
+        a: u64,
+        e: u64,
+    ) -> Result<()> {
+        let g = &plan.new_geo;
+        let s_n = stripe_bytes(g);
+        let cs = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
+        let len = (e - a) as usize;
+        self.data.clear();
+        self.data.resize(len, 0);
+        let readable = plan.old_size.min(e).saturating_sub(a) as usize;
+        if readable > 0 {
+            rd.clear_trust_map();
+            rd.read_at(a, &mut self.data[..readable], true)?;
+            let bad: Vec<_> = rd
+                .trust_map()
+                .normalised()
+                .into_iter()
+                .filter(|t| matches!(t.trust, Trust::Uncertain | Trust::Unreadable))
+                .collect();
+            if let Some(t) = bad.first().filter(|_| !plan.opts.force) {
+                return Err(Error::Unsupported(format!(
+                    "array bytes {}..{} read as {}: refusing to reshape them (force=True goes on)",
+                    t.offset,
+                    t.offset + t.len,
+                    t.trust.name()
+                )));
+            }
+        }
+        let stripes = (e - a) / s_n;
+        let s0 = a / s_n;
+        let rows_len = (stripes * cs) as usize;
+        for r in &mut self.rows {
+            r.clear();
+            r.resize(rows_len, 0);
+        }
+        self.p.resize(cs as usize, 0);
+        self.q.resize(cs as usize, 0);
+        self.zero.resize(cs as usize, 0);
+        let k = g.data_disks().unwrap_or(1) as usize;
+        let slot_index: Vec<usize> = {
+            let mut v = vec![usize::MAX; plan.new_disks as usize];
+            for (i, t) in eng.targets.iter().enumerate() {
+                v[t.slot as usize] = i;
+            }
+            v
+        };
+        for j in 0..stripes {
+            let roles = g.stripe_roles(s0 + j).map_err(|e| invalid!("{e}"))?;
+            let at = (j * s_n) as usize;
+            let chunk = |d: usize| &self.data[at + d * cs as usize..at + (d + 1) * cs as usize];
+            let by_index = roles.members_by_index();
+            let row = (j * cs) as usize..((j + 1) * cs) as usize;
+            for (d, &m) in by_index.iter().enumerate() {
+                let i = slot_index[m as usize];
+                self.rows[i][row.clone()].copy_from_slice(chunk(d));
+            }
+            let blocks: Vec<&[u8]> = (0..k).map(chunk).collect();
+            if let Some(qm) = roles.q_member {
+                let mut v = vec![&self.zero[..]; roles.syndrome_disks as usize];
+                for r in &roles.roles {
+                    if let Role::Data { index, slot } = *r {
+                        v[slot as usize] = blocks[index as usize];
+                    }
+                }
+                parity::pq_gen(&self.opts, &v, &mut self.p, &mut self.q)?;
+                let i = slot_index[qm as usize];
+                self.rows[i][row.clone()].copy_from_slice(&self.q);
+            } else if k == 1 {
+                self.p.copy_from_slice(blocks[0]);
+            } else {
+                parity::xor_gen(&self.opts, &blocks, &mut self.p)?;
+            }
+            let i = slot_index[roles.p_member as usize];
+            self.rows[i][row].copy_from_slice(&self.p);
+        }
+        let dev_off = s0 * cs;
+        for (i, d) in eng.devs.iter().enumerate() {
+            d.write_all_at(&self.rows[i], self.base[i] + dev_off)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plan and execute in one call.
+pub fn reshape<P: AsRef<Path>>(
+    paths: &[P],
+    opts: &ReshapeOptions,
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Report> {
+    plan(paths, opts)?.execute(progress)
+}
