@@ -5,8 +5,8 @@ and against a straightforward serial NumPy rebuild. Ratios go to ``extra_info``:
 
 - Ceiling: the smaller of the survivors' read rate (``cat SURVIVORS > /dev/null``, the
   aggregate rate divided by their count: the rate at which a member's worth of every
-  survivor can be read) and the write rate of one new file of the member's size, fsync
-  included as the rebuild's is.
+  survivor can be read) and the write rate of one new file of the member's size (random
+  bytes, not zeros), fsync included as the rebuild's is.
 - NumPy: read a 4 MiB block of each source, XOR, write, fsync at the end. For RAID-6 it
   reads one survivor fewer, as a recovery from P alone does (Q is not read): the same
   bytes read and XORed. It always leaves out the last survivor rather than each stripe's
@@ -83,7 +83,7 @@ def _cat(paths: list[Path]) -> None:
 
 
 def _write_file(path: Path, size: int) -> None:
-    buf = bytes(BLOCK)
+    buf = random.Random(size).randbytes(BLOCK)  # not zeros: a disk may skip those
     with open(path, "wb", buffering=0) as f:
         for _ in range(size // BLOCK):
             f.write(buf)
