@@ -259,6 +259,22 @@ pub fn open<P: AsRef<Path>>(paths: &[P], force: bool) -> Result<(ArrayReader, Wr
         par: Default::default(),
         zero: Vec::new(),
     };
+    // One writer per array: an exclusive lock (flock) on every member and spare for as long
+    // as this writer's handles are open, so two processes (or two `open` calls) cannot
+    // interleave parity updates. Readers take no lock.
+    for e in &w.entries {
+        let m = match &e.place {
+            Place::Slot(i) => &asm.slots[*i].as_ref().expect("present slot").device,
+            Place::Spare(m) => m,
+        };
+        if let Err(err) = m.file().try_lock() {
+            return Err(Error::Io(format!(
+                "{}: in use by another writer (locked: {err}); close the other \
+                 fastraid.open(...) of this array first",
+                m.path().display()
+            )));
+        }
+    }
     let mut rd = ArrayReader::new(asm)?;
     if w.dirty && w.redundant {
         if degraded {

@@ -325,6 +325,17 @@ def test_add_refuses_foreign_content(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------------------
 
 
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    paths = make(tmp_path, "raid1", 2, None)
+    with fastraid.open(paths) as a:
+        with pytest.raises(fastraid.MemberError, match="in use by another writer"):
+            fastraid.open(paths)
+        with fastraid.open(paths, readonly=True) as r:  # readers take no lock
+            assert r.read(0, 10) == a.read(0, 10)
+    with fastraid.open(paths) as b:  # released at close
+        assert b.writable
+
+
 def test_bad_writes_change_nothing(tmp_path: Path) -> None:
     paths = make(tmp_path, "raid5", 3, None)
     digest = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
