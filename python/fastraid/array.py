@@ -289,6 +289,45 @@ class Array:
             self._reopen()
         return result
 
+    def reshape(
+        self,
+        *,
+        raid_devices: int | None = None,
+        level: int | str | None = None,
+        chunk: int | None = None,
+        layout: str | int | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Change the geometry (``mdadm --grow``): more members (spares added with
+        :meth:`add` become members), another chunk or layout. The data moves to md's
+        ``new_offset`` and the superblocks record the reshape as md does, so one stopped
+        anywhere (even by kill -9) is finished by calling this again, by
+        :func:`fastraid.grow_continue`, or by the Linux kernel (:func:`fastraid.reshape`).
+
+        :raises NotSupportedError: shrinking, level changes, no room before the data.
+        """
+        from .reshape import reshape
+
+        self._writable()
+        self.close()
+        try:
+            result = reshape(
+                self._paths,
+                raid_devices=raid_devices,
+                level=level,
+                chunk=chunk,
+                layout=layout,
+                progress=progress,
+            )
+        except BaseException:
+            try:
+                self._reopen()
+            except Exception:  # a reshape left in progress: readable, not writable
+                self._core = _core.RaidArray(self._paths, force=self._force, writable=False)
+            raise
+        self._reopen()
+        return result
+
     # ------------------------------------------------------------------ reports
 
     def detail(self) -> dict[str, Any]:

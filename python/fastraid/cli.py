@@ -592,11 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     # Verbs that live in their own modules (one module per area, as pyeclib does).
-    from . import cli_create, cli_members, cli_rebuild, cli_scrub
+    from . import cli_create, cli_grow, cli_members, cli_rebuild, cli_scrub
 
     cli_create.register(sub)
     cli_members.register(sub)
     cli_rebuild.register(sub)
+    cli_grow.register(sub)
     cli_scrub.register(sub)
     return parser
 

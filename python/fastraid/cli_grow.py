@@ -1,0 +1,128 @@
+"""``fastraid grow``, in mdadm's vocabulary.
+
+    fastraid grow a.img b.img c.img --add d.img --raid-devices 4   # 3 -> 4 members
+    fastraid grow a.img b.img c.img d.img --continue                # finish an interrupted one
+
+It prints the plan (steps, space needed, what a power cut at each step would lose) and asks
+unless ``--yes``; ``--dry-run`` only prints it. Progress is a bar on a terminal (rich), JSON
+lines with ``--progress=json``, nothing with ``--quiet``. Ctrl-C stops at a checkpoint and
+prints the command that resumes (the kernel can also finish it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from typing import Any
+
+from ._errors import FastRaidError
+from .cli_create import parse_size
+from .cli_rebuild import _progress
+from .reshape import plan_reshape
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``grow`` verb to an argparse sub-parser set."""
+    p = subparsers.add_parser(
+        "grow", help="reshape an array: more members, another chunk or layout (--continue)"
+    )
+    p.add_argument("members", nargs="+", help="the array's members (any order)")
+    p.add_argument("--add", nargs="+", default=[], metavar="NEW", help="new members to add")
+    p.add_argument("-n", "--raid-devices", type=int, help="new number of members")
+    p.add_argument("--level", help="new level (changes are not supported yet)")
+    p.add_argument("-c", "--chunk", type=parse_size, help="new chunk size (e.g. 128K)")
+    p.add_argument("--layout", help="new layout (mdadm's name)")
+    p.add_argument("--continue", dest="cont", action="store_true", help="finish a reshape")
+    p.add_argument("--backup-file", help="mdadm's backup file (kinds needing one are refused)")
+    p.add_argument("--force", action="store_true", help="go on over uncertain bytes")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument("--speed-limit", type=parse_size, help="bytes/s at most (e.g. 100M)")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask before writing")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument(
+        "--progress", choices=("auto", "bar", "json", "none"), default="auto", help="display"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    return shlex.join(["fastraid", "grow", *args.members, *args.add, "--continue", "--yes"])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``grow``; returns the exit status."""
+    out, err = sys.stdout, sys.stderr
+    members = list(args.members)
+    if args.add and not args.dry_run:
+        from .array import open as open_array
+
+        if not args.yes and not sys.stdin.isatty():
+            err.write("fastraid grow: not confirmed; pass --yes to go ahead\n")
+            return 1
+        try:
+            with open_array(members, force=args.force) as a:
+                for new in args.add:
+                    a.add(new)
+        except FastRaidError as e:
+            err.write(f"fastraid grow: --add: {e}\n")
+            return 1
+    members += [m for m in args.add if m not in members]
+    try:
+        plan = plan_reshape(
+            members,
+            raid_devices=args.raid_devices,
+            level=args.level,
+            chunk=args.chunk,
+            layout=args.layout,
+            continue_only=args.cont,
+            force=args.force,
+            backup_file=args.backup_file,
+            speed_limit=args.speed_limit,
+        )
+    except FastRaidError as e:
+        err.write(f"fastraid grow: {e}\n")
+        return 1
+    if not args.quiet or args.dry_run:
+        out.write(str(plan))
+        out.flush()
+    if args.dry_run:
+        if args.json:
+            out.write(json.dumps(plan.describe()) + "\n")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            err.write("fastraid grow: not confirmed; pass --yes to go ahead\n")
+            return 1
+        answer = input("Continue? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            err.write("fastraid grow: nothing written\n")
+            return 1
+    callback, close = _progress("none" if args.quiet else args.progress, out)
+    try:
+        report = plan.execute(callback)
+    except KeyboardInterrupt as e:
+        close()
+        for note in getattr(e, "__notes__", []):
+            err.write(f"{note}\n")
+        err.write(f"interrupted; to resume: {_resume_command(args)}\n")
+        return 130
+    except FastRaidError as e:
+        close()
+        err.write(f"fastraid grow: {e}\n")
+        err.write(f"to resume: {_resume_command(args)}\n")
+        return 1
+    close()
+    if args.json:
+        out.write(json.dumps(report) + "\n")
+    elif not args.quiet:
+        out.write(
+            f"reshaped: {report['bytes_written'] >> 20} MiB written in "
+            f"{report['seconds']:.1f} s; array size {report['size']} bytes\n"
+        )
+    return 0
+
+
+__all__ = ["register", "run"]
