@@ -1,12 +1,14 @@
-"""Run the parity and export benchmarks and write ``docs/benchmarks.md``.
+"""Run the parity, export and array benchmarks and write ``docs/benchmarks.md``.
 
 One command::
 
-    .venv/bin/python tools/bench_table.py            # full run (~3-5 minutes on 2 cores)
+    .venv/bin/python tools/bench_table.py            # full run (~5-8 minutes on 2 cores)
     .venv/bin/python tools/bench_table.py --quick    # 4 KiB and 64 KiB only
     .venv/bin/python tools/bench_table.py --from-json bench.json   # re-render a saved run
     .venv/bin/python tools/bench_table.py --export-only   # rerun the export bench only and
                                                           # replace its section in the doc
+    .venv/bin/python tools/bench_table.py --arrays-only   # the same for the rebuild, volume
+                                                          # and scrub benches
 
 It runs ``pytest benches --benchmark-enable --benchmark-json=...`` with the interpreter that runs
 this script, then prints a markdown report and writes it to ``docs/benchmarks.md``: for every
@@ -15,8 +17,12 @@ ratios of fastraid against ISA-L, the pure-Python reference, pyeclib and NumPy, 
 project's performance targets marked PASS or MISS. Throughput is the data read per second:
 ``k * block size / median`` (decimal GB/s), the same byte count for every library of a group,
 so throughput ratios equal inverse time ratios. It also runs ``benches/test_bench_export.py``
-(``fastraid export`` against ``cat``, clean and degraded) and ends the report with its
-section, which ``--export-only`` reruns and replaces alone.
+(``fastraid export`` against ``cat``, clean and degraded) and adds its
+section, which ``--export-only`` reruns and replaces alone. Then the array benches
+(``benches/test_bench_rebuild.py``, ``test_bench_volume.py``, ``test_bench_scrub.py``: rebuild,
+sequential volume write and read, scrub, each against the I/O ceiling measured in the same run)
+make the last section, ``## Arrays: rebuild, volume, scrub``, which ``--arrays-only`` reruns and
+replaces alone.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ DOC = ROOT / "docs" / "benchmarks.md"
 BENCH_FILE = "benches/test_bench_parity.py"
 EXPORT_BENCH_FILE = "benches/test_bench_export.py"
 EXPORT_HEADING = "## Export"
+ARRAYS_BENCH_FILES = (
+    "benches/test_bench_rebuild.py",
+    "benches/test_bench_volume.py",
+    "benches/test_bench_scrub.py",
+)
+ARRAYS_HEADING = "## Arrays: rebuild, volume, scrub"
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -353,6 +365,7 @@ def render(
     command: str,
     quick: bool,
     export_command: str = "",
+    arrays_command: str = "",
 ) -> str:
     ks = sorted({key[1] for key in groups})
     env = environment(raw)
@@ -441,6 +454,9 @@ def render(
     for op in ("xor_gen", "pq_gen", "recover2"):
         lines += op_section(groups, op)
     section = export_section(load_export(raw), raw, export_command)
+    if section:
+        lines = [*lines, "", *section]
+    section = arrays_section(load_arrays(raw), raw, arrays_command)
     if section:
         lines = [*lines, "", *section]
     return "\n".join(lines).rstrip() + "\n"
@@ -538,6 +554,225 @@ def export_section(cases: list[dict[str, Any]], raw: dict[str, Any], command: st
     return lines
 
 
+# ==================================================================================================
+# Arrays (benches/test_bench_rebuild.py, test_bench_volume.py, test_bench_scrub.py)
+# ==================================================================================================
+
+
+def load_arrays(raw: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The array benchmarks' cases by bench (``rebuild``, ``volume``, ``scrub``), from the
+    ``bench`` key of their ``extra_info``."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for b in raw["benchmarks"]:
+        info = b.get("extra_info", {})
+        if info.get("bench") in ("rebuild", "volume", "scrub"):
+            out.setdefault(info["bench"], []).append(info)
+    return out
+
+
+def fmt_rate(mb_s: Any) -> str:
+    return "—" if mb_s is None else f"{float(mb_s):,.0f} MB/s"
+
+
+def verdict(value: Any, target: float) -> str:
+    return "PASS" if value is not None and float(value) >= target else "**MISS**"
+
+
+def _load_cell(c: dict[str, Any]) -> str:
+    if "load_before" not in c:
+        return "—"
+    return f"{float(c['load_before']):.2f} / {float(c['load_after']):.2f}"
+
+
+def _array_name(level: Any, members: Any) -> str:
+    return f"RAID-{str(level).lower().removeprefix('raid')} x{members}"
+
+
+def arrays_section(
+    cases: dict[str, list[dict[str, Any]]], raw: dict[str, Any], command: str
+) -> list[str]:
+    if not cases:
+        return []
+    when = raw.get("datetime") or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load = raw.get("fastraid_load")
+    files = ", ".join(f"`{f}`" for f in ARRAYS_BENCH_FILES)
+    cores = os.cpu_count()
+    lines = [
+        ARRAYS_HEADING,
+        "",
+        f"From {files}, run at {when}"
+        + (f" (1-minute load average before/after: {load}, on {cores} CPUs)" if load else "")
+        + ". Regenerate this section alone with:",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        "Member files in the normal temporary directory (ext4 on the machine's disk), the",
+        "members in the page cache. Every figure is a ratio against a peer measured in the",
+        "same run: each rate is the best of the rounds shown, the measurements of a case",
+        "interleaved in every round, and before every timed run the machine's dirty pages",
+        "are written out (`os.sync()`, untimed) and the run's output file is removed, so",
+        "that no run pays for another's writeback. Other work on the machine (the load",
+        "average, per case, before/after) moves the numbers: compare within a row.",
+        "MB/s = 10^6 bytes per second.",
+        "",
+    ]
+    if "rebuild" in cases:
+        rows = []
+        for c in cases["rebuild"]:
+            bad = "" if c.get("correct") else " **WRONG**"
+            rows.append(
+                [
+                    _array_name(c["level"], c["members"]) + bad,
+                    f"{int(c['member_bytes']) // MiB} MiB",
+                    fmt_rate(c["rate_mb_s"]),
+                    fmt_rate(c.get("read_ceiling_mb_s")),
+                    fmt_rate(c.get("write_ceiling_mb_s")),
+                    f"**{fmt_ratio(c['vs_ceiling'])}**",
+                    f">= {float(c['target_vs_ceiling']):.1f}x",
+                    verdict(c["vs_ceiling"], float(c["target_vs_ceiling"])),
+                    fmt_rate(c["numpy_mb_s"]),
+                    f"**{fmt_ratio(c['vs_numpy'])}**",
+                    f">= {float(c['target_vs_numpy']):.1f}x",
+                    verdict(c["vs_numpy"], float(c["target_vs_numpy"])),
+                    str(c.get("repeat", "—")),
+                    _load_cell(c),
+                ]
+            )
+        lines += [
+            "### Rebuild",
+            "",
+            "Member 0 rebuilt from the others (`fastraid.rebuild`, a new file, fsynced) and",
+            "compared with the lost one. Ceiling: the smaller of the survivors' read rate",
+            "(`cat SURVIVORS > /dev/null`, divided by their count) and the rate of writing",
+            "one new member-sized file with fsync. NumPy: a serial loop (4 MiB blocks of",
+            "each source, XOR, write, fsync at the end); for RAID-6 it reads one survivor",
+            "fewer, the bytes a recovery from P alone reads (a cost baseline: it leaves out",
+            "the last survivor, not each stripe's Q).",
+            "",
+        ]
+        lines += md_table(
+            [
+                "array",
+                "member",
+                "rebuild",
+                "read ceiling",
+                "write ceiling",
+                "rebuild / ceiling",
+                "target",
+                "result",
+                "NumPy",
+                "rebuild / NumPy",
+                "target",
+                "result",
+                "rounds",
+                "load before / after",
+            ],
+            rows,
+            "lrrrrrrlrrrlrr",
+        )
+        lines.append("")
+    if "volume" in cases:
+        rows = []
+        for c in cases["volume"]:
+            bad = "" if c.get("correct") else " **WRONG**"
+            rows.append(
+                [
+                    _array_name(c["level"], c["members"]) + bad,
+                    f"{int(c['member_bytes']) // MiB} MiB",
+                    f"{int(c['array_bytes']) / 1e6:,.0f} MB",
+                    fmt_rate(c["write_mb_s"]),
+                    fmt_rate(c["write_ceiling_mb_s"]),
+                    f"**{fmt_ratio(c['write_vs_ceiling'])}**",
+                    fmt_rate(c["read_mb_s"]),
+                    fmt_rate(c["volume_read_mb_s"]),
+                    fmt_rate(c["read_ceiling_mb_s"]),
+                    f"**{fmt_ratio(c['read_vs_ceiling'])}**",
+                    f"**{fmt_ratio(c['volume_read_vs_ceiling'])}**",
+                    str(c.get("repeat", "—")),
+                    _load_cell(c),
+                ]
+            )
+        lines += [
+            "### Volume: sequential write and read",
+            "",
+            "The whole array written with `Array.write` in 4 MiB pieces, then `flush()`",
+            "(fdatasync of every member), open and close included; read back with",
+            "`Array.readinto` in 4 MiB pieces, and through the `Array.volume()` file object,",
+            "and compared with what was written (untimed). Rates are array bytes per second.",
+            "Write ceiling: writing n new member-sized files, each fsynced, times k/n (the",
+            "array also writes parity). Read ceiling: `cat MEMBERS > /dev/null` times k/n (a",
+            "clean array reads its data chunks only, so a read can pass this ceiling). No",
+            "target: these show where the volume stands against the same ceiling.",
+            "",
+        ]
+        lines += md_table(
+            [
+                "array",
+                "member",
+                "array size",
+                "write",
+                "write ceiling",
+                "write / ceiling",
+                "read",
+                "read, volume()",
+                "read ceiling",
+                "read / ceiling",
+                "volume() / ceiling",
+                "rounds",
+                "load before / after",
+            ],
+            rows,
+            "lrrrrrrrrrrrr",
+        )
+        lines.append("")
+    if "scrub" in cases:
+        rows = []
+        for c in cases["scrub"]:
+            bad = "" if c.get("correct") else " **WRONG**"
+            target = float(c.get("target", 0.8))
+            rows.append(
+                [
+                    _array_name(c["level"], c["members"]) + bad,
+                    f"{c['member_MiB']} MiB",
+                    fmt_rate(c.get("scrub_mb_s")),
+                    fmt_rate(c.get("read_ceiling_mb_s")),
+                    f"**{fmt_ratio(c['ratio'])}**",
+                    f">= {target:.1f}x",
+                    verdict(c["ratio"], target),
+                    str(c.get("repeat", "—")),
+                    _load_cell(c),
+                ]
+            )
+        lines += [
+            "### Scrub check",
+            "",
+            "`fastraid.check` (no checkpoint) reads every member and recomputes the parity",
+            "(RAID-10: compares the copies); ceiling: `cat MEMBERS > /dev/null`, both in",
+            "member bytes read per second. For context only (not measured here): mdadm's",
+            "`raid6check` runs at ~40 MiB/s.",
+            "",
+        ]
+        lines += md_table(
+            [
+                "array",
+                "member",
+                "scrub",
+                "read ceiling",
+                "scrub / ceiling",
+                "target",
+                "result",
+                "rounds",
+                "load before / after",
+            ],
+            rows,
+            "lrrrrrlrr",
+        )
+        lines.append("")
+    return lines
+
+
 def splice_section(doc: str, section: str, heading: str = EXPORT_HEADING) -> str:
     """``doc`` with its ``heading`` section (up to the next ``## `` heading) replaced by
     ``section``, or with ``section`` appended."""
@@ -581,8 +816,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"run {EXPORT_BENCH_FILE} only and replace the doc's export section",
     )
+    parser.add_argument(
+        "--arrays-only",
+        action="store_true",
+        help="run the rebuild, volume and scrub benches only and replace the doc's arrays section",
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args(argv)
+    if args.export_only and args.arrays_only:
+        parser.error("--export-only and --arrays-only: one at a time")
 
     quick = args.quick or os.environ.get("FASTRAID_BENCH_QUICK", "") not in ("", "0")
     status = 0
@@ -592,7 +834,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tmp = Path(tempfile.mkdtemp(prefix="fastraid-bench-"))
         json_path = args.save_json or tmp / "bench.json"
-        files = (EXPORT_BENCH_FILE,) if args.export_only else (BENCH_FILE, EXPORT_BENCH_FILE)
+        files: tuple[str, ...] = (BENCH_FILE, EXPORT_BENCH_FILE, *ARRAYS_BENCH_FILES)
+        if args.export_only:
+            files = (EXPORT_BENCH_FILE,)
+        elif args.arrays_only:
+            files = ARRAYS_BENCH_FILES
         status = run_benchmarks(json_path, quick, args.pytest_args, files)
         if not json_path.exists():
             print(f"pytest exited with {status} and wrote no JSON", file=sys.stderr)
@@ -604,19 +850,25 @@ def main(argv: list[str] | None = None) -> int:
     exe = os.path.relpath(sys.executable, ROOT) if inside else "python"
     command = f"{exe} tools/bench_table.py" + (" --quick" if quick else "")
     export_command = f"{exe} tools/bench_table.py --export-only"
-    if args.export_only:
-        section = "\n".join(export_section(load_export(raw), raw, export_command))
+    arrays_command = f"{exe} tools/bench_table.py --arrays-only"
+    if args.export_only or args.arrays_only:
+        if args.export_only:
+            what, heading = "export", EXPORT_HEADING
+            section = "\n".join(export_section(load_export(raw), raw, export_command))
+        else:
+            what, heading = "rebuild, volume or scrub", ARRAYS_HEADING
+            section = "\n".join(arrays_section(load_arrays(raw), raw, arrays_command))
         if not section:
-            print(f"no export benchmark results in {json_path}", file=sys.stderr)
+            print(f"no {what} benchmark results in {json_path}", file=sys.stderr)
             return status or 1
         old = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
-        text = splice_section(old, section)
+        text = splice_section(old, section, heading)
         print(section)
     else:
         if not groups:
             print(f"no benchmark results in {json_path}", file=sys.stderr)
             return 1
-        text = render(groups, raw, command, quick, export_command)
+        text = render(groups, raw, command, quick, export_command, arrays_command)
         print(text)
     if not args.no_write:
         args.output.parent.mkdir(parents=True, exist_ok=True)
