@@ -13,8 +13,9 @@ the writeback of the members' creation. Members are ``FASTRAID_BENCH_SCRUB_MIB``
 (default 256), 8 MiB under ``FASTRAID_BENCH_QUICK=1`` (CI: the bench must run, its
 numbers mean little).
 
-Run with ``pytest benches/test_bench_scrub.py --benchmark-enable``; with the benchmarks
-disabled (the default) each case runs once as a plain test.
+Run with ``pytest benches/test_bench_scrub.py --benchmark-enable``; with the default
+``--benchmark-disable`` (the plain test suite) each case runs one round of 8 MiB members
+(or ``FASTRAID_BENCH_SCRUB_MIB``) as a plain test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import fastraid
 import pytest
 
 QUICK = os.environ.get("FASTRAID_BENCH_QUICK", "") not in ("", "0")
-MEMBER_MIB = int(os.environ.get("FASTRAID_BENCH_SCRUB_MIB", "8" if QUICK else "256"))
+MEMBER_MIB = os.environ.get("FASTRAID_BENCH_SCRUB_MIB", "")
 REPEAT = 5
 TILE = 8 << 20  # random bytes, tiled (shifted per member): faster to make than all random
 
@@ -39,6 +40,12 @@ TILE = 8 << 20  # random bytes, tiled (shifted per member): faster to make than 
 def _cat(paths: list[Path]) -> None:
     with open(os.devnull, "wb") as sink:
         subprocess.run(["cat", *map(str, paths)], stdout=sink, check=True)
+
+
+def _member_mib(benchmark: Any) -> int:
+    if MEMBER_MIB:
+        return int(MEMBER_MIB)
+    return 256 if benchmark.enabled and not QUICK else 8
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -52,6 +59,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 @pytest.mark.parametrize(("level", "n"), [(6, 6), (5, 5), (10, 4)])
 def test_scrub_check_vs_read_ceiling(benchmark: Any, tmp_path: Path, level: int, n: int) -> None:
     load_before = os.getloadavg()[0]
+    mib = _member_mib(benchmark)
+    repeat = REPEAT if benchmark.enabled else 1
     rng = random.Random(level)
     tile = rng.randbytes(TILE)
     paths = [tmp_path / f"m{i}.img" for i in range(n)]
@@ -59,9 +68,9 @@ def test_scrub_check_vs_read_ceiling(benchmark: Any, tmp_path: Path, level: int,
         shift = (i * 4099) % TILE
         block = tile[shift:] + tile[:shift]
         with open(p, "wb") as f:
-            for _ in range((MEMBER_MIB << 20) // TILE):
+            for _ in range((mib << 20) // TILE):
                 f.write(block)
-            f.write(block[: (MEMBER_MIB << 20) % TILE])
+            f.write(block[: (mib << 20) % TILE])
     fastraid.create(paths, level=level, chunk=512 * 1024, force=True)
     member_bytes = sum(p.stat().st_size for p in paths)
 
@@ -72,7 +81,7 @@ def test_scrub_check_vs_read_ceiling(benchmark: Any, tmp_path: Path, level: int,
     cat_s = scrub_s = float("inf")
     clean = True
     bytes_read = 0
-    for _ in range(REPEAT):
+    for _ in range(repeat):
         cat_s = min(cat_s, _timed(lambda: _cat(paths))[0])
         t, r = _timed(scrub)
         scrub_s = min(scrub_s, t)
@@ -89,7 +98,7 @@ def test_scrub_check_vs_read_ceiling(benchmark: Any, tmp_path: Path, level: int,
             "bench": "scrub",
             "level": f"raid{level}",
             "members": n,
-            "member_MiB": MEMBER_MIB,
+            "member_MiB": mib,
             "bytes_read": bytes_read,
             "read_ceiling_MiBps": round(ceiling / 2**20),
             "scrub_MiBps": round(rate / 2**20),
@@ -97,7 +106,7 @@ def test_scrub_check_vs_read_ceiling(benchmark: Any, tmp_path: Path, level: int,
             "scrub_mb_s": round(rate / 1e6, 1),
             "ratio": round(rate / ceiling, 3),
             "target": 0.8,
-            "repeat": REPEAT,
+            "repeat": repeat,
             "load_before": round(load_before, 2),
             "load_after": round(load_after, 2),
             "correct": clean,
