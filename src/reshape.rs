@@ -316,7 +316,7 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
     }
     let mut notes = asm.notes.clone();
     match &r.reshape {
-        Some(rs) => plan_continue(&paths, &asm, rs.clone(), opts, &mut notes),
+        Some(rs) => plan_continue(&paths, &asm, *rs, opts, &mut notes),
         None => {
             if opts.continue_only {
                 return Err(invalid!(

@@ -43,7 +43,9 @@ def assert_finished(paths: list[Path], n: int) -> None:
     with fastraid.open(paths, readonly=True) as a:
         assert a.raid_devices == n
         assert a.state == "clean", a.detail()
-        assert not any("reshape in progress" in note for note in a.detail()["notes"]), a.detail()["notes"]
+        assert not any("reshape in progress" in note for note in a.detail()["notes"]), a.detail()[
+            "notes"
+        ]
     for p in paths:
         ex = fastraid.examine(p)
         assert ex, p
@@ -116,7 +118,9 @@ def test_refusals(tmp_path: Path) -> None:
         fastraid.plan_reshape(paths, chunk=32 * 1024)  # smaller stripes: backwards
 
 
-def test_grow_continue_fixture(md_copy: Callable[[str], list[Path]], md_images: Callable[[str], MdImages]) -> None:
+def test_grow_continue_fixture(
+    md_copy: Callable[[str], list[Path]], md_images: Callable[[str], MdImages]
+) -> None:
     name = "raid5-grow-3to4-interrupted"
     manifest = md_images(name).manifest
     paths = md_copy(name)

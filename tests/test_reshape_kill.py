@@ -106,7 +106,9 @@ def test_reshape_survives_sigkill(tmp_path: Path, scenario: tuple[object, ...]) 
                     assert a.read(0, len(want)) == want, f"round {rounds}: content lost"
         with fastraid.open(members, readonly=True) as a:
             assert a.state == "clean"
-            assert not any("reshape in progress" in note for note in a.detail()["notes"]), a.detail()["notes"]
+            assert not any("reshape in progress" in note for note in a.detail()["notes"]), (
+                a.detail()["notes"]
+            )
             assert a.read(0, len(want)) == want, f"round {rounds}: content differs"
             assert a.read(len(want), a.size - len(want)) == bytes(a.size - len(want))
             assert a.check().mismatch_cnt == 0
