@@ -614,7 +614,9 @@ def arrays_section(
         "interleaved in every round, and before every timed run the machine's dirty pages",
         "are written out (`os.sync()`, untimed) and the run's output file is removed, so",
         "that no run pays for another's writeback. Other work on the machine (the load",
-        "average, per case, before/after) moves the numbers: compare within a row.",
+        "average, per case, before/after) moves the numbers: compare within a row. The",
+        "benchmark keeps about one CPU busy itself, so about 1 of the load average during",
+        "and after a case is its own.",
         "MB/s = 10^6 bytes per second.",
         "",
     ]
