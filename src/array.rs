@@ -195,8 +195,10 @@ enum Check {
     Fail,
     /// Too few members to check anything.
     Unknown,
-    /// Every checkable equation holds; `q`: a Q equation was among them (in every stripe).
-    Pass { q: bool },
+    /// Every checkable equation holds; `q`: a Q equation was among them (in every stripe);
+    /// `zero`: every block read was all zeros (which any geometry calls consistent, so such a
+    /// pass is no evidence of where the data is).
+    Pass { q: bool, zero: bool },
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -350,11 +352,21 @@ impl ArrayReader {
                     // Degraded: the old geometry has no equation left to check while the
                     // new one has. An equation the two shared would be checkable in both
                     // (same members, same rows), so what held in the new one is foreign to
-                    // the old layout, and rows the kernel never rewrote fail it.
-                    (Check::Pass { .. }, Check::Unknown) => Step::New,
+                    // the old layout, and rows the kernel never rewrote fail it. Not rows
+                    // of zeros, though: they hold in every geometry (free space the kernel
+                    // never reached reads so), so they only say "either".
+                    (Check::Pass { zero: false, .. }, Check::Unknown) => Step::New,
+                    (Check::Pass { zero: true, .. }, Check::Unknown) => Step::Both,
                     // A recovering Q member written ahead of the checkpoint: where the new
-                    // geometry's Q checks and the old one's does not, the kernel was there.
-                    (Check::Pass { q: true }, Check::Pass { q: false }) => Step::New,
+                    // geometry's Q checks and the old one's does not, the kernel was there
+                    // (again, zeros prove nothing).
+                    (
+                        Check::Pass {
+                            q: true,
+                            zero: false,
+                        },
+                        Check::Pass { q: false, .. },
+                    ) => Step::New,
                     // Consistent in both: the kernel may or may not have been here.
                     (Check::Pass { .. }, Check::Pass { .. }) => Step::Both,
                     (Check::Fail, Check::Fail) => Step::Neither,
@@ -651,7 +663,10 @@ impl ArrayReader {
         let Ok(cl) = usize::try_from(c) else {
             return Check::Unknown;
         };
-        let mut verdict = Check::Pass { q: true };
+        let mut verdict = Check::Pass {
+            q: true,
+            zero: true,
+        };
         for stripe in x / sb..(x + unit).div_ceil(sb) {
             let Ok(roles) = g.stripe_roles(stripe) else {
                 return Check::Unknown;
@@ -687,7 +702,10 @@ impl ArrayReader {
             verdict = match (verdict, s) {
                 (Check::Fail, _) | (_, Check::Fail) => return Check::Fail,
                 (Check::Unknown, _) | (_, Check::Unknown) => Check::Unknown,
-                (Check::Pass { q: a }, Check::Pass { q: b }) => Check::Pass { q: a && b },
+                (Check::Pass { q: a, zero: y }, Check::Pass { q: b, zero: z }) => Check::Pass {
+                    q: a && b,
+                    zero: y && z,
+                },
             };
         }
         verdict
@@ -708,6 +726,9 @@ impl ArrayReader {
             .filter(|&m| !present[m as usize])
             .collect();
         let p_ok = present[roles.p_member as usize];
+        let all_zero = (0..present.len())
+            .filter(|&m| present[m])
+            .all(|m| self.scratch[m][..cl].iter().all(|&b| b == 0));
         let q = roles.q_member.filter(|&q| present[q as usize]);
         let Some(q) = q else {
             // RAID-4/5, or RAID-6 without its Q: P over the data, if all of it is there.
@@ -722,7 +743,10 @@ impl ArrayReader {
                     .for_each(|(a, b)| *a ^= b);
             }
             return if acc.iter().all(|&v| v == 0) {
-                Check::Pass { q: false }
+                Check::Pass {
+                    q: false,
+                    zero: all_zero,
+                }
             } else {
                 Check::Fail
             };
@@ -786,11 +810,17 @@ impl ArrayReader {
         let spare = lost.is_empty() && p_ok;
         match (pk, qk) {
             (false, _) => Check::Fail,
-            (true, true) => Check::Pass { q: true },
+            (true, true) => Check::Pass {
+                q: true,
+                zero: all_zero,
+            },
             (true, false) if q_trusted => Check::Fail,
             // An untrusted Q that does not check: P alone decides, where P is a spare
             // equation (nothing was rebuilt from it); otherwise nothing was checked.
-            (true, false) if spare => Check::Pass { q: false },
+            (true, false) if spare => Check::Pass {
+                q: false,
+                zero: all_zero,
+            },
             (true, false) => Check::Unknown,
         }
     }
@@ -1489,7 +1519,13 @@ mod tests {
             let g = Geometry::from_md(6, layout, 5, chunk, 8 * stripes, &[]).unwrap();
             let mut r = reader(&paths, &[]);
             for s in 0..stripes {
-                assert_eq!(r.unit_check(0, s * sb, sb), Check::Pass { q: true });
+                assert_eq!(
+                    r.unit_check(0, s * sb, sb),
+                    Check::Pass {
+                        q: true,
+                        zero: false
+                    }
+                );
             }
             for d in 0..5 {
                 let mut r = reader(&paths, &[d]);
@@ -1497,7 +1533,10 @@ mod tests {
                     let q_lost = g.stripe_roles(s).unwrap().q_member == Some(d as u32);
                     assert_eq!(
                         r.unit_check(0, s * sb, sb),
-                        Check::Pass { q: !q_lost },
+                        Check::Pass {
+                            q: !q_lost,
+                            zero: false
+                        },
                         "layout {layout} drop {d} stripe {s}"
                     );
                 }
@@ -1519,14 +1558,36 @@ mod tests {
                     "layout {layout} drop {d}"
                 );
                 let q_lost = g.stripe_roles(3).unwrap().q_member == Some(d as u32);
-                assert_eq!(r.unit_check(0, 3 * sb, sb), Check::Pass { q: !q_lost });
+                assert_eq!(
+                    r.unit_check(0, 3 * sb, sb),
+                    Check::Pass {
+                        q: !q_lost,
+                        zero: false
+                    }
+                );
             }
         }
         let paths = write_array("uc5", 5, 2, 4, chunk, 8 * stripes);
         let sb5 = u64::from(chunk) * 512 * 3;
         assert_eq!(
             reader(&paths, &[]).unit_check(0, 0, sb5),
-            Check::Pass { q: false }
+            Check::Pass {
+                q: false,
+                zero: false
+            }
+        );
+        // Rows of zeros pass in any geometry, and say so.
+        for p in &paths {
+            let mut img = std::fs::read(p).unwrap();
+            img[16 * 512..].fill(0);
+            std::fs::write(p, &img).unwrap();
+        }
+        assert_eq!(
+            reader(&paths, &[]).unit_check(0, 0, sb5),
+            Check::Pass {
+                q: false,
+                zero: true
+            }
         );
         assert_eq!(reader(&paths, &[2]).unit_check(0, 0, sb5), Check::Unknown);
     }
