@@ -928,6 +928,9 @@ impl Plan {
                     rec.file
                         .write_all_at(&b.out[..b.len], data_offset + b.start)
                         .map_err(|e| io_err(rec.path, "write failed", &e))?;
+                    // Writeback starts now, overlapping the next batches, so the
+                    // checkpoint's fdatasync does not find the whole member still dirty.
+                    crate::io::start_writeback(rec.file, data_offset + b.start, b.len as u64);
                     pos = b.start + b.len as u64;
                     let _ = pool.send(b);
                     let due = o.checkpoint_bytes == 0

@@ -57,6 +57,19 @@ pub(crate) struct Batch {
     have: Vec<bool>,
     /// `out` already holds the result (a copy).
     ready: bool,
+    /// RAID-6 with only the rebuilt slot lost in this batch: the parity block a stripe
+    /// does not need ([`unneeded`]) was not read.
+    single: bool,
+}
+
+/// RAID-6, one slot lost: the parity member a stripe's rebuild does not read. A lost data
+/// block or P comes from P and the data (XOR), so Q is not needed; a lost Q is computed
+/// from the data alone, so P is not.
+fn unneeded(job: &Job<'_>, roles: &StripeRoles) -> Option<u32> {
+    match roles.roles.get(job.slot as usize)? {
+        Role::Q => Some(roles.p_member),
+        Role::Data { .. } | Role::P => roles.q_member,
+    }
 }
 
 /// Start the reader and compute threads. Results arrive in order on the returned
@@ -186,16 +199,35 @@ fn read_batch(job: &Job<'_>, b: &mut Batch, pos: u64, len: usize) -> Result<()> 
             b.srcs.resize_with(n as usize, Vec::new);
             b.have.clear();
             b.have.resize(n as usize, false);
+            b.single = g.level() == Level::Raid6
+                && (0..n).all(|s| s == job.slot || usable(job, s, pos, l).is_some());
             for s in 0..n {
                 if s == job.slot {
                     continue;
                 }
-                if let Some(m) = usable(job, s, pos, l) {
-                    let buf = &mut b.srcs[s as usize];
-                    grow(buf, len);
+                let Some(m) = usable(job, s, pos, l) else {
+                    continue;
+                };
+                let buf = &mut b.srcs[s as usize];
+                grow(buf, len);
+                if b.single {
+                    // RAID-6 with only this slot lost: each stripe needs one parity block
+                    // of the two (module doc), so read stripe by stripe and skip the other.
+                    let c = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
+                    let mut off = pos;
+                    while off < pos + l {
+                        let end = ((off / c + 1) * c).min(pos + l);
+                        let roles = g.stripe_roles(off / c).map_err(Error::from)?;
+                        if unneeded(job, &roles) != Some(s) {
+                            let (lo, hi) = ((off - pos) as usize, (end - pos) as usize);
+                            read(m, &mut buf[lo..hi], off)?;
+                        }
+                        off = end;
+                    }
+                } else {
                     read(m, &mut buf[..len], pos)?;
-                    b.have[s as usize] = true;
                 }
+                b.have[s as usize] = true;
             }
         }
         other => {
@@ -231,15 +263,21 @@ fn compute(job: &Job<'_>, b: &mut Batch, scratch: &mut Scratch) -> Result<()> {
     let end = b.start + b.len as u64;
     let mut off = b.start;
     let Batch {
-        out, srcs, have, ..
+        out,
+        srcs,
+        have,
+        single,
+        ..
     } = b;
     while off < end {
         let stripe = off / c;
         let piece_end = ((stripe + 1) * c).min(end);
         let (lo, hi) = ((off - b.start) as usize, (piece_end - b.start) as usize);
         let roles = g.stripe_roles(stripe).map_err(Error::from)?;
+        let skip = if *single { unneeded(job, &roles) } else { None };
         let blk = |m: u32| -> Option<&[u8]> {
-            (m != job.slot && have[m as usize]).then(|| &srcs[m as usize][lo..hi])
+            (m != job.slot && have[m as usize] && Some(m) != skip)
+                .then(|| &srcs[m as usize][lo..hi])
         };
         let dst = &mut out[lo..hi];
         if g.level() == Level::Raid6 {
