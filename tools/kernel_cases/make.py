@@ -457,21 +457,128 @@ def pattern_block(name: str, i: int) -> bytes:
     return bytes(out)
 
 
+def _gf_tables() -> tuple[list[int], list[int]]:
+    """exp/log tables of GF(2^8) with md's polynomial 0x11d and generator {02}
+    (md-format.md section 5.4; lib/raid6/mktables.c)."""
+    exp, log = [0] * 510, [0] * 256
+    x = 1
+    for i in range(255):
+        exp[i] = exp[i + 255] = x
+        log[x] = i
+        x = ((x << 1) ^ 0x11D) if x & 0x80 else x << 1
+    return exp, log
+
+
+_GF_EXP, _GF_LOG = _gf_tables()
+_GF_SCALE: dict[int, bytes] = {}
+
+
+def _gf_mul(a: int, b: int) -> int:
+    return 0 if a == 0 or b == 0 else _GF_EXP[_GF_LOG[a] + _GF_LOG[b]]
+
+
+def _gf_inv(a: int) -> int:
+    return _GF_EXP[(255 - _GF_LOG[a]) % 255]
+
+
+def _gf_scale(c: int, block: bytes) -> bytes:
+    """c * block, byte-wise in GF(2^8)."""
+    if c == 1:
+        return block
+    if c not in _GF_SCALE:
+        _GF_SCALE[c] = bytes(_gf_mul(c, b) for b in range(256))
+    return block.translate(_GF_SCALE[c])
+
+
+def parity_equations(geo: tuple[int, int, int, int], stripe: int) -> list[dict[int, int]] | None:
+    """The parity equations of one row of stripe ``stripe``: each maps member role ->
+    GF(2^8) coefficient, and the sum over its roles of coefficient * block is zero.
+    RAID-4/5: one, the XOR over all members. RAID-6: P (XOR of P and the data) and Q
+    (Q plus the sum of g^slot * data, slots in md's syndrome order: members walked from
+    Q+1 on, skipping P and Q; md-format.md sections 5.3/5.4, raid5.c raid6_idx_to_slot).
+    None for layouts not handled (DDF, parity-first/-last)."""
+    level, layout, n, chunk = geo
+    if level in (4, 5):
+        return [dict.fromkeys(range(n), 1)]
+    if level != 6 or layout not in (0, 1, 2, 3, 16, 17, 18, 19):
+        return None
+    if layout >= 16:
+        m = n - 1
+        p = m - 1 - stripe % m if layout in (16, 18) else stripe % m
+        q = n - 1
+    else:
+        p = n - 1 - stripe % n if layout in (0, 2) else stripe % n
+        q = (p + 1 if p < n - 1 else 0) if layout in (0, 1) else (p + 1) % n
+    data = [r % n for r in range(q + 1, q + n) if r % n != p]
+    # the same data members as the stripe map's (a cross-check of two restatements)
+    mapped = {
+        stripe_map(level, layout, n, chunk, (stripe * (n - 2) + d) * chunk)[0] for d in range(n - 2)
+    }
+    assert mapped == set(data), (geo, stripe, p, q, data, mapped)
+    return [
+        {p: 1, **dict.fromkeys(data, 1)},
+        {q: 1, **{r: _GF_EXP[j] for j, r in enumerate(data)}},
+    ]
+
+
+def solve_row(
+    equations: list[dict[int, int]], blocks: dict[int, bytes | None]
+) -> tuple[bool, int | None, bytes | None] | None:
+    """Can the row's known blocks (``blocks``: role -> bytes, None where unknown) be
+    completed so that every equation holds? (consistent, the unknown role, its only
+    consistent value); None where more than one block is unknown (not computed).
+    One unknown u: the first equation with u determines it (every equation here has
+    coefficient != 0 on each of its roles), the others must hold with that value; an
+    equation without u must hold as it is."""
+    unknown = [r for r, b in blocks.items() if b is None]
+    if len(unknown) > 1:
+        return None
+    u = unknown[0] if unknown else None
+    value: bytes | None = None
+    ok = True
+    for eq in equations:
+        acc = 0
+        for r, c in eq.items():
+            block = blocks[r]
+            if block is not None:
+                acc ^= int.from_bytes(_gf_scale(c, block), "little")
+        rest = acc.to_bytes(4096, "little")
+        if u not in eq:
+            ok = ok and acc == 0
+        elif value is None:
+            value = _gf_scale(_gf_inv(eq[u]), rest)
+        else:
+            ok = ok and _gf_scale(eq[u], value) == rest
+    return ok, u, value
+
+
+def _add_block(ranges: list[list[int]], i: int) -> None:
+    if ranges and ranges[-1][1] == i * 8:
+        ranges[-1][1] = (i + 1) * 8
+    else:
+        ranges.append([i * 8, (i + 1) * 8])
+
+
 def layout_census(manifest: dict[str, Any], images: list[Path]) -> dict[str, Any] | None:
     """Where each 4 KiB pattern block really is after the cut: at its old-geometry place,
-    its new-geometry place, both or neither (members only; no md, no fastraid)."""
+    its new-geometry place, both or neither; and where parity cannot tell the two
+    geometries apart, with every member and with each member's bytes unknown (members
+    only; no md, no fastraid)."""
     sbs = [m["superblock"] for m in manifest["members"]]
     sb0 = next((s for s in sbs if s and "reshape" in s), None)
     if sb0 is None or "pattern" not in manifest or sb0["level"] not in (4, 5, 6):
         return None
     r = sb0["reshape"]
     by_role = {s["role"]: (k, s) for k, s in enumerate(sbs) if s and s["role"] < 0xFFFE}
+    role_of = {k: role for role, (k, _) in by_role.items()}
     old = (sb0["level"], sb0["layout"], sb0["raid_disks"] - r["delta_disks"], sb0["chunk_sectors"])
     new = (r["new_level"], r["new_layout"], sb0["raid_disks"], r["new_chunk_sectors"])
     fds = [p.open("rb") for p in images]
     name = manifest["pattern"]["name"]
     runs: list[list[Any]] = []
     ambiguous: list[list[int]] = []
+    # without member k: k -> ranges (str keys in the manifest)
+    without: dict[int, list[list[int]]] = {k: [] for k in range(len(sbs))}
 
     def at(role: int, dev: int, newgeo: bool) -> bytes | None:
         if role not in by_role:
@@ -483,37 +590,36 @@ def layout_census(manifest: dict[str, Any], images: list[Path]) -> dict[str, Any
         fds[k].seek((base + dev) * 512)
         return fds[k].read(4096)
 
-    def row_consistent(geo: tuple[int, int, int, int], dev: int, newgeo: bool) -> bool | None:
-        """XOR of the 4 KiB row over data and P is zero (RAID-5, or the RAID-5 part of a
-        RAID-6 *-6 layout); None where not computed (other RAID-6 layouts: Q unchecked)."""
-        level, layout, n = geo[0], geo[1], geo[2]
-        if level == 6 and layout < 16:
-            return None
-        acc = 0
-        for role in range(n - 1 if level == 6 else n):
-            b = at(role, dev, newgeo)
-            if b is None:
-                return None
-            acc ^= int.from_bytes(b, "little")
-        return acc == 0
+    def readings(
+        geo: tuple[int, int, int, int], sector: int, newgeo: bool
+    ) -> tuple[bytes | None, dict[int | None, tuple[bool, bytes | None] | None]]:
+        """The block at ``sector`` read in geometry ``geo`` straight off its member, and
+        per erasure (None: every member; k: member k's bytes unknown) whether the row
+        admits a consistent reading and the block's value in it (None: not computed)."""
+        role, dev = stripe_map(geo[0], geo[1], geo[2], geo[3], sector)
+        row = {x: at(x, dev, newgeo) for x in range(geo[2])}
+        eqs = parity_equations(geo, dev // geo[3])
+        out: dict[int | None, tuple[bool, bytes | None] | None] = {}
+        for k in (None, *range(len(sbs))):
+            erased = row if k is None or role_of.get(k) not in row else {**row, role_of[k]: None}
+            solved = None if eqs is None else solve_row(eqs, erased)
+            if solved is None:
+                out[k] = None
+                continue
+            ok, u, value = solved
+            out[k] = (ok, value if u == role else erased[role])
+        return row[role], out
 
     try:
         for i in range(manifest["pattern"]["length_bytes"] // 4096):
             want = pattern_block(name, i)
-            found = []
-            got = []
-            cons = []
-            for geo, newgeo in ((old, False), (new, True)):
-                role, dev = stripe_map(geo[0], geo[1], geo[2], geo[3], i * 8)
-                b = at(role, dev, newgeo)
-                got.append(b)
-                found.append(None if b is None else b == want)
-                cons.append(row_consistent(geo, dev, newgeo))
-            if cons[0] and cons[1] and got[0] != got[1]:
-                if ambiguous and ambiguous[-1][1] == i * 8:
-                    ambiguous[-1][1] = (i + 1) * 8
-                else:
-                    ambiguous.append([i * 8, (i + 1) * 8])
+            got_old, par_old = readings(old, i * 8, False)
+            got_new, par_new = readings(new, i * 8, True)
+            for k, ranges in ((None, ambiguous), *without.items()):
+                a, b = par_old[k], par_new[k]
+                if a and b and a[0] and b[0] and a[1] != b[1]:
+                    _add_block(ranges, i)
+            found = [None if g is None else g == want for g in (got_old, got_new)]
             where = {
                 (True, True): "both",
                 (True, False): "old",
@@ -540,10 +646,22 @@ def layout_census(manifest: dict[str, Any], images: list[Path]) -> dict[str, Any
         ),
         "runs_array_sectors": [{"start": a, "end": b, "found": w} for a, b, w in runs][:64],
         "parity_ambiguous_sectors": ambiguous,
-        "parity_ambiguous_note": "blocks whose 4 KiB row is parity-consistent (RAID-5 XOR, "
-        "or the RAID-5 part of a *-6 layout) in both geometries while the two readings "
-        "differ: parity cannot tell which one holds the data (a reader may call them "
-        "uncertain); RAID-6 rows with a Q are not computed (never listed)",
+        "parity_ambiguous_note": "blocks whose 4 KiB row is parity-consistent in both "
+        "geometries (RAID-4/5: XOR; RAID-6: P and Q, GF(2^8) 0x11d, md's syndrome slot "
+        "order; DDF and parity-first/-last RAID-6 layouts are not computed, never listed) "
+        "while the two readings differ: parity cannot tell which one holds the data (a "
+        "reader may call them uncertain). Every member's bytes count as they are, a member "
+        "still recovering too (RAID-5 -> 6: the new member's old-geometry Q is never "
+        "written, so those rows fail Q in the old geometry); a member image missing counts "
+        "as unknown (solved as below); two unknown: not computed",
+        "parity_ambiguous_sectors_without": {str(k): v for k, v in without.items()},
+        "parity_ambiguous_without_note": "per member index K (the manifest's members list): "
+        "the same with member K's bytes unknown. In each geometry whose row holds K's role, "
+        "K's block is solved from the first equation that has it and the row is consistent "
+        "when the other equations still hold (RAID-4/5: always, no equation is left; "
+        "RAID-6: one is left); a row without K's role must hold as it is. Listed where both "
+        "geometries are consistent and the two readings of the block (read, or solved where "
+        "it is K's) differ. Includes parity_ambiguous_sectors",
         "runs_left_off": max(0, len(runs) - 64),
         "new_only_sectors": [
             min((x[0] for x in only_new), default=None),
