@@ -14,8 +14,10 @@ fastraid trusts must be right. ``detail()`` must show the superblocks' reshape. 
 read-only and hashed before and after.
 
 A range fastraid reports undecidable (``uncertain``) fails these tests unless it is shown
-ambiguous: the manifests' ``layout_census`` says where every block really is, so none of
-these cases has such a range today.
+ambiguous: the manifests' ``layout_census`` says, from the member images alone, where parity
+cannot tell the old geometry from the new one (``parity_ambiguous_sectors``) and, with one
+member K left out, where it cannot without K's bytes (``parity_ambiguous_sectors_without``,
+keyed by K's index in ``members``).
 """
 
 from __future__ import annotations
@@ -44,20 +46,8 @@ TRUSTED = {"clean", "rebuilt"}
 # Known fastraid failures: (case glob, test glob) -> reason; test is "full", "export",
 # "ext4", "without-K", "pairs", "raid10-pairs" or "members-only". Each is a strict xfail:
 # when fastraid is fixed, the test passes, fails as XPASS, and the entry must go.
-_R56_LAST_STRIPE_NO_Q = (
-    "undecidable with this member left out, and reported so: RAID-5 -> RAID-6 cut mid-reshape "
-    "(on-disk reshape_position 0); the last stripe the kernel rewrote (array sectors "
-    "[19584, 19968), layout_census new-only up to 19968) has its new Q on member 4, so with "
-    "member 4 left out its only equation left is P over members 0-3, which both geometries "
-    "share: parity holds in both, and nothing else on the members (the backup covers only "
-    "the start) says whether the kernel got there. fastraid reports those bytes uncertain; "
-    "the census lists no parity-ambiguous rows where the new geometry has a Q (it assumes "
-    "all members), so the test counts the uncertain range as a failure"
-)
 _ALL = ("full", "export", "without-*")
-XFAIL: dict[tuple[str, str], str] = {
-    ("raid5to6-backup-cut10", "without-4"): _R56_LAST_STRIPE_NO_Q,
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def case_names() -> list[str]:
@@ -175,16 +165,23 @@ def _read_all(case: KernelCase, members: list[Path]) -> tuple[bytes, list[dict[s
         return bytes(buf), array.trust_map(), array.detail()
 
 
-def _ambiguous(case: KernelCase) -> list[tuple[int, int]]:
+def _ambiguous(case: KernelCase, left_out: int | None = None) -> list[tuple[int, int]]:
     """Byte ranges where parity cannot tell the old geometry from the new one (the
-    manifest's layout_census)."""
+    manifest's layout_census), with every member or, given ``left_out`` (an index into
+    the manifest's ``members``), with that member's bytes unknown too."""
     census = case.manifest.get("layout_census") or {}
-    return [(a * 512, b * 512) for a, b in census.get("parity_ambiguous_sectors", [])]
+    sectors = list(census.get("parity_ambiguous_sectors", []))
+    if left_out is not None:
+        sectors += census.get("parity_ambiguous_sectors_without", {}).get(str(left_out), [])
+    return [(a * 512, b * 512) for a, b in sectors]
 
 
-def _check_read(case: KernelCase, members: list[Path]) -> list[dict[str, Any]]:
+def _check_read(
+    case: KernelCase, members: list[Path], left_out: int | None = None
+) -> list[dict[str, Any]]:
     """Every byte right, or: the ranges fastraid does not trust lie where parity really
-    cannot decide (layout_census) and every byte it trusts is right."""
+    cannot decide (layout_census; with member ``left_out`` left out, also where it cannot
+    without that member's bytes) and every byte it trusts is right."""
     before = _input_hashes(case)
     data, trust, detail = _read_all(case, members)
     assert _input_hashes(case) == before, "an input changed"
@@ -197,7 +194,7 @@ def _check_read(case: KernelCase, members: list[Path]) -> list[dict[str, Any]]:
             f"all of it reported clean/rebuilt; trust map {trust[:8]}"
         )
         return trust
-    ambiguous = _ambiguous(case)
+    ambiguous = _ambiguous(case, left_out)
     for lo, hi in untrusted:
         for b in range(lo // BLOCK * BLOCK, hi, BLOCK):
             assert any(a <= b and b + BLOCK <= z for a, z in ambiguous), (
@@ -284,7 +281,7 @@ def test_read_without_one(
 ) -> None:
     case = kernel_case(name)
     members = [p for k, p in enumerate(case.members) if k != left_out]
-    _check_read(case, members)
+    _check_read(case, members, left_out)
 
 
 @pytest.mark.slow
