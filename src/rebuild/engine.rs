@@ -23,6 +23,7 @@ use crate::assemble::SlotMember;
 use crate::error::{Error, Result};
 use crate::layout::{Content, Geometry, Level, Role, StripeRoles, SECTOR_SIZE};
 use crate::parity::{self, Options};
+use rayon::prelude::*;
 
 /// Batches in circulation: one being read, one computed, one written.
 const IN_FLIGHT: usize = 3;
@@ -201,33 +202,24 @@ fn read_batch(job: &Job<'_>, b: &mut Batch, pos: u64, len: usize) -> Result<()> 
             b.have.resize(n as usize, false);
             b.single = g.level() == Level::Raid6
                 && (0..n).all(|s| s == job.slot || usable(job, s, pos, l).is_some());
-            for s in 0..n {
-                if s == job.slot {
-                    continue;
-                }
-                let Some(m) = usable(job, s, pos, l) else {
-                    continue;
-                };
-                let buf = &mut b.srcs[s as usize];
-                grow(buf, len);
-                if b.single {
-                    // RAID-6 with only this slot lost: each stripe needs one parity block
-                    // of the two (module doc), so read stripe by stripe and skip the other.
-                    let c = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
-                    let mut off = pos;
-                    while off < pos + l {
-                        let end = ((off / c + 1) * c).min(pos + l);
-                        let roles = g.stripe_roles(off / c).map_err(Error::from)?;
-                        if unneeded(job, &roles) != Some(s) {
-                            let (lo, hi) = ((off - pos) as usize, (end - pos) as usize);
-                            read(m, &mut buf[lo..hi], off)?;
-                        }
-                        off = end;
-                    }
-                } else {
-                    read(m, &mut buf[..len], pos)?;
-                }
-                b.have[s as usize] = true;
+            let sources: Vec<Option<&SlotMember>> = (0..n)
+                .map(|s| (s != job.slot).then(|| usable(job, s, pos, l)).flatten())
+                .collect();
+            let single = b.single;
+            // One read per member, in parallel (rayon): from the page cache a read is a
+            // memory copy, and one thread copying every survivor is the rebuild's
+            // bottleneck.
+            b.srcs
+                .par_iter_mut()
+                .zip(sources.par_iter())
+                .enumerate()
+                .try_for_each(|(s, (buf, m))| -> Result<()> {
+                    let Some(m) = m else { return Ok(()) };
+                    grow(buf, len);
+                    read_source(job, m, s as u32, buf, pos, len, single)
+                })?;
+            for (h, m) in b.have.iter_mut().zip(&sources) {
+                *h = m.is_some();
             }
         }
         other => {
@@ -235,6 +227,37 @@ fn read_batch(job: &Job<'_>, b: &mut Batch, pos: u64, len: usize) -> Result<()> 
                 "{other} has no redundancy to rebuild from"
             )))
         }
+    }
+    Ok(())
+}
+
+/// RAID-4/5/6: survivor `s`'s bytes `[pos, pos + len)` into `buf`.
+fn read_source(
+    job: &Job<'_>,
+    m: &SlotMember,
+    s: u32,
+    buf: &mut [u8],
+    pos: u64,
+    len: usize,
+    single: bool,
+) -> Result<()> {
+    let g = job.geometry;
+    let l = len as u64;
+    if !single {
+        return read(m, &mut buf[..len], pos);
+    }
+    // RAID-6 with only this slot lost: each stripe needs one parity block of the two
+    // ([`unneeded`]), so read stripe by stripe and skip the other.
+    let c = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
+    let mut off = pos;
+    while off < pos + l {
+        let end = ((off / c + 1) * c).min(pos + l);
+        let roles = g.stripe_roles(off / c).map_err(Error::from)?;
+        if unneeded(job, &roles) != Some(s) {
+            let (lo, hi) = ((off - pos) as usize, (end - pos) as usize);
+            read(m, &mut buf[lo..hi], off)?;
+        }
+        off = end;
     }
     Ok(())
 }
