@@ -59,6 +59,9 @@ use crate::md::bitmap::{BitmapHeader, HEADER_BYTES};
 use crate::md::{self, format_uuid, FeatureMap, MdTime, Superblock, SuperblockV1};
 use crate::parity::{self, Options};
 
+// Level changes (takeovers around this engine): src/reshape/level.rs.
+mod level;
+
 /// Default bytes of new-geometry data per batch.
 pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
 /// Default bytes between checkpoints.
@@ -87,6 +90,9 @@ pub struct ReshapeOptions {
     pub checkpoint_bytes: u64,
     pub checkpoint_interval: Duration,
     pub speed_limit: Option<u64>,
+    /// Shrinking: the array bytes the caller keeps (mdadm's `--array-size`, in bytes). A
+    /// shrink is refused without it, and when it exceeds what the smaller array holds.
+    pub array_size: Option<u64>,
 }
 
 impl Default for ReshapeOptions {
@@ -103,6 +109,7 @@ impl Default for ReshapeOptions {
             checkpoint_bytes: DEFAULT_CHECKPOINT_BYTES,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             speed_limit: None,
+            array_size: None,
         }
     }
 }
@@ -173,6 +180,15 @@ pub struct Plan {
     /// Paths by new slot.
     pub members: Vec<String>,
     pub notes: Vec<String>,
+    /// The reshape walks from the end of the array to its start (md's backwards kind).
+    pub backwards: bool,
+    /// In place (`new_offset` 0): the journal of the rows being moved (module docs).
+    pub journal: Option<PathBuf>,
+    /// Read the old geometry from the checkpoint on, without the reader's boundary search
+    /// (fastraid's own in-place reshape, whose journal says exactly what is where).
+    pinned: bool,
+    /// A level change (src/reshape/level.rs) drives this plan instead of the engine.
+    level_change: Option<Box<level::LevelPlan>>,
     old_geo: Geometry,
     new_geo: Geometry,
     targets: Vec<Target>,
@@ -288,6 +304,9 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
     if let Some(p) = finish_superblocks_plan(&paths, opts)? {
         return Ok(p);
     }
+    if let Some(p) = level::plan(&paths, opts)? {
+        return Ok(p); // a level change (src/reshape/level.rs)
+    }
     let asm = assemble::assemble(&paths, AssembleOptions::default())?;
     let r = &asm.reference;
     if r.feature_map.is_none() {
@@ -397,10 +416,13 @@ fn plan_start(
     }
     let old_disks = old_geo.raid_disks();
     let new_disks = opts.raid_disks.unwrap_or(old_disks);
-    if new_disks < old_disks {
-        return Err(Error::Unsupported(format!(
-            "shrinking ({old_disks} -> {new_disks} members) is not supported (it reshapes backwards)"
-        )));
+    let shrinking = new_disks < old_disks;
+    if new_disks < level.parity_disks() + 2 {
+        return Err(invalid!(
+            "{} needs at least {} members",
+            level.name(),
+            level.parity_disks() + 2
+        ));
     }
     let new_layout = match opts.layout {
         Some(l) => Layout::from_md(level, l).map_err(|e| invalid!("layout: {e}"))?,
@@ -422,12 +444,33 @@ fn plan_start(
     {
         return Err(invalid!("the array already has that geometry"));
     }
-    if stripe_bytes(&new_geo) < stripe_bytes(&old_geo) {
-        return Err(Error::Unsupported(
-            "the new stripes would hold less data than the old ones: that reshape runs backwards, \
-             which is not supported"
-                .into(),
+    let c_max = u64::from(old_geo.chunk_sectors().max(new_geo.chunk_sectors()));
+    let old_size = asm.size();
+    let new_size = size_of(&new_geo, c_max);
+    if shrinking {
+        // md: the array size must be reduced first (mdadm --grow --array-size). fastraid
+        // asks the caller to declare it: the bytes past what the smaller array holds are
+        // discarded, so nothing is lost unless the caller said so.
+        let Some(keep) = opts.array_size else {
+            return Err(Error::Unsupported(format!(
+                "shrinking {old_disks} -> {new_disks} members leaves room for {new_size} of the \
+                 array's {old_size} bytes: the bytes past it would be lost. Declare what you keep \
+                 with array_size (--array-size) of at most {new_size} bytes"
+            )));
+        };
+        if keep > new_size {
+            return Err(invalid!(
+                "array_size {keep}: {new_disks} members hold at most {new_size} bytes; shrinking \
+                 would lose data past that"
+            ));
+        }
+        notes.push(format!(
+            "shrink: array bytes {new_size}..{old_size} are discarded (declared kept: {keep})"
         ));
+    } else if new_size < old_size {
+        return Err(Error::Unsupported(format!(
+            "the new geometry holds {new_size} bytes, less than the array's {old_size}: refused"
+        )));
     }
     // Spares become the new slots, in the order given.
     let spares: Vec<String> = asm
@@ -436,7 +479,7 @@ fn plan_start(
         .filter(|rep| rep.state == MemberState::Spare)
         .map(|rep| rep.path.clone())
         .collect();
-    let need = (new_disks - old_disks) as usize;
+    let need = new_disks.saturating_sub(old_disks) as usize;
     if spares.len() < need {
         return Err(invalid!(
             "{new_disks} members need {need} spare(s) to be added first (found {})",
@@ -450,9 +493,9 @@ fn plan_start(
         .map(|(p, s)| (s, p))
         .collect();
     let targets = targets_of(asm, &extra)?;
-    // Room before the data, the same new_offset on every member.
-    let c_max = u64::from(old_geo.chunk_sectors().max(new_geo.chunk_sectors()));
-    let room = targets
+    // Room before the data (forwards) or after it (backwards), the same new_offset on every
+    // member; without room, in place with a journal.
+    let room_before = targets
         .iter()
         .map(|t| {
             t.sb.data_offset
@@ -460,33 +503,45 @@ fn plan_start(
         })
         .min()
         .unwrap_or(0);
+    let room_after = targets
+        .iter()
+        .map(|t| t.sb.data_size.saturating_sub(t.sb.size))
+        .min()
+        .unwrap_or(0);
     let (s_o, s_n) = (stripe_bytes(&old_geo), stripe_bytes(&new_geo));
     let unit = s_o / gcd(s_o, s_n) * s_n;
     // Rows needed to get going: one reader unit plus one new stripe (module docs).
-    let need_rows = (unit / s_n + 1) * u64::from(new_geo.chunk_sectors());
-    let mut off = room / c_max * c_max;
-    if off < need_rows.max(c_max) {
-        off = room / 8 * 8;
-    }
-    if off < need_rows.max(c_max) {
-        return Err(Error::Unsupported(format!(
-            "no room before the data to move it: {room} free sectors, {} needed (md's \
-             new_offset kind); a reshape with a backup file is not supported",
-            need_rows.max(c_max)
-        )));
-    }
-    let off = off.min(i32::MAX as u64);
-    for t in &targets {
-        if t.sb.data_offset < off {
-            return Err(Error::Unsupported(format!("{}: no room", t.path.display())));
+    let need_rows = ((unit / s_n + 1) * u64::from(new_geo.chunk_sectors())).max(c_max);
+    let fit = |room: u64| -> u64 {
+        let off = room / c_max * c_max;
+        let off = if off < need_rows { room / 8 * 8 } else { off };
+        if off < need_rows {
+            0
+        } else {
+            off.min(i32::MAX as u64)
         }
+    };
+    let backwards = shrinking
+        || (new_disks == old_disks
+            && (s_n < s_o || (fit(room_before) == 0 && fit(room_after) > 0)));
+    let room = if backwards { room_after } else { room_before };
+    let off = fit(room);
+    let journal = (off == 0).then(|| journal_path(paths, &r.array_uuid));
+    let new_offset = if backwards { off as i64 } else { -(off as i64) };
+    if let Some(j) = &journal {
+        notes.push(format!(
+            "no room to move the data ({room} free sectors {}, {need_rows} needed): in place, \
+             the rows being overwritten are first copied to the journal {} (mdadm's backup \
+             format)",
+            if backwards { "after it" } else { "before it" },
+            j.display()
+        ));
+    } else {
+        notes.push(format!(
+            "new data offset: {off} sectors {} the old one (free space {room} sectors)",
+            if backwards { "above" } else { "below" }
+        ));
     }
-    let old_size = asm.size();
-    let new_size = size_of(&new_geo, c_max);
-    notes.push(format!(
-        "new data offset: {} sectors below the old one (free space {room} sectors)",
-        off
-    ));
     Ok(Plan {
         kind: Kind::Start,
         uuid: r.array_uuid,
@@ -497,9 +552,9 @@ fn plan_start(
         new_layout: new_geo.layout(),
         old_chunk_bytes: u64::from(old_geo.chunk_sectors()) * SECTOR_SIZE,
         new_chunk_bytes: new_chunk,
-        new_offset: -(off as i64),
-        start: 0,
-        checkpoint: 0,
+        new_offset,
+        start: if backwards { new_size } else { 0 },
+        checkpoint: if backwards { new_size } else { 0 },
         old_size,
         new_size,
         events: r.events,
@@ -508,12 +563,26 @@ fn plan_start(
             .map(|t| t.path.display().to_string())
             .collect(),
         notes: std::mem::take(notes),
+        backwards,
+        journal,
+        pinned: true,
+        level_change: None,
         old_geo,
         new_geo,
         targets,
         paths: paths.to_vec(),
         opts: opts.clone(),
     })
+}
+
+/// Where fastraid keeps the journal of an in-place reshape: next to the first member.
+fn journal_path(paths: &[PathBuf], uuid: &[u8; 16]) -> PathBuf {
+    let dir = paths
+        .first()
+        .and_then(|p| p.parent())
+        .map_or_else(PathBuf::new, Path::to_path_buf);
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("fastraid-reshape-{hex}.journal"))
 }
 
 fn plan_continue(
@@ -524,23 +593,10 @@ fn plan_continue(
     notes: &mut Vec<String>,
 ) -> Result<Plan> {
     let r = &asm.reference;
-    if rs.backwards {
-        return Err(Error::Unsupported(
-            "this reshape runs backwards (shrinking, or room after the data): finishing it is \
-             not supported yet"
-                .into(),
-        ));
-    }
-    if rs.new_offset >= 0 {
-        return Err(Error::Unsupported(
-            "this reshape rewrites the data in place (no data-offset change; mdadm keeps a backup \
-             of its critical section): finishing it is not supported, let mdadm/the kernel do it"
-                .into(),
-        ));
-    }
     let parts = &asm.parts;
     let (new_part, old_part) = match (parts.first(), parts.get(1)) {
-        (Some(a), Some(b)) if a.name == "new" => (a.clone(), b.clone()),
+        (Some(a), Some(b)) if a.name == "new" && !rs.backwards => (a.clone(), b.clone()),
+        (Some(a), Some(b)) if b.name == "new" && rs.backwards => (b.clone(), a.clone()),
         _ => return Err(Error::Unsupported("unexpected reshape parts".into())),
     };
     let new_geo = new_part.geometry.clone();
@@ -560,11 +616,6 @@ fn plan_continue(
                 new_geo.raid_disks()
             ));
         }
-    }
-    if stripe_bytes(&new_geo) < stripe_bytes(&old_geo) {
-        return Err(Error::Unsupported(
-            "the new stripes hold less data than the old: not supported".into(),
-        ));
     }
     let mut targets = targets_of(asm, &[])?;
     // Every superblock gets the freshest one's reshape state (a member one event behind may
@@ -604,17 +655,41 @@ fn plan_continue(
     let c_max = u64::from(old_geo.chunk_sectors().max(new_geo.chunk_sectors()));
     let new_size = size_of(&new_geo, c_max);
     let s_n = stripe_bytes(&new_geo);
-    let ckpt = rs.position.saturating_mul(SECTOR_SIZE);
-    // The reader decides the boundary (it may differ from the checkpoint); read it.
-    let rd = ArrayReader::new(assemble::assemble(paths, AssembleOptions::default())?)?;
+    let ckpt = rs.position.saturating_mul(SECTOR_SIZE).min(new_size);
+    let journal = (rs.new_offset == 0).then(|| journal_path(paths, &r.array_uuid));
+    // fastraid's own in-place reshape: its checkpoint and journal say exactly what is where.
+    let pinned = journal
+        .as_deref()
+        .is_some_and(|j| Journal::is_ours(j, &r.array_uuid));
+    // Otherwise the reader decides the boundary (it may differ from the checkpoint).
+    let rd = ArrayReader::new(assemble::assemble_with_backup(
+        paths,
+        AssembleOptions::default(),
+        opts.backup_file.as_deref(),
+    )?)?;
     let boundary = rd.assembly().parts.first().map_or(0, |p| p.end);
     notes.extend(rd.assembly().notes.iter().skip(asm.notes.len()).cloned());
-    let start = boundary.min(ckpt) / s_n * s_n;
-    let undecided = rd
-        .assembly()
-        .notes
-        .iter()
-        .any(|n| n.contains("uncertain") || n.contains("undecid"));
+    let start = if pinned {
+        notes.push(
+            "fastraid's journal of this in-place reshape is present: the checkpoint is trusted"
+                .into(),
+        );
+        ckpt
+    } else if rs.backwards {
+        boundary
+            .max(ckpt)
+            .div_ceil(s_n)
+            .saturating_mul(s_n)
+            .min(new_size)
+    } else {
+        boundary.min(ckpt) / s_n * s_n
+    };
+    let undecided = !pinned
+        && rd
+            .assembly()
+            .notes
+            .iter()
+            .any(|n| n.contains("uncertain") || n.contains("undecid"));
     if undecided && !opts.force {
         return Err(Error::Unsupported(
             "the reader cannot decide some bytes near the reshape boundary (reported uncertain); \
@@ -643,6 +718,10 @@ fn plan_continue(
             .map(|t| t.path.display().to_string())
             .collect(),
         notes: std::mem::take(notes),
+        backwards: rs.backwards,
+        journal,
+        pinned,
+        level_change: None,
         old_geo,
         new_geo,
         targets,
@@ -661,6 +740,13 @@ fn finalise(sb: &mut SuperblockV1) {
     sb.new_level = sb.level;
     sb.new_offset = 0;
     sb.delta_disks = 0;
+    // Members a shrink removed become spares.
+    let n = sb.raid_disks;
+    for r in &mut sb.dev_roles {
+        if u32::from(*r) >= n && *r < 0xfffe {
+            *r = 0xffff;
+        }
+    }
     sb.reshape_position = 0;
     for f in [
         FeatureMap::RESHAPE_ACTIVE,
@@ -696,7 +782,6 @@ fn finish_superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<O
             s.set_uuid == fresh.set_uuid
                 && s.events + 1 == max
                 && s.feature_map.contains(FeatureMap::RESHAPE_ACTIVE)
-                && s.feature_map.contains(FeatureMap::NEW_OFFSET)
                 && s.raid_disks == fresh.raid_disks
                 && s.new_layout == fresh.layout
                 && s.new_chunk == fresh.chunksize
@@ -751,6 +836,10 @@ fn finish_superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<O
              crash while they were written): they are completed now",
             targets.len()
         )],
+        backwards: false,
+        journal: None,
+        pinned: false,
+        level_change: None,
         old_geo: g.clone(),
         new_geo: g,
         targets,
@@ -761,6 +850,9 @@ fn finish_superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<O
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(l) = &self.level_change {
+            return l.describe(self, f); // src/reshape/level.rs
+        }
         let geo =
             |d: u32, l: Layout, c: u64| format!("{d} members, {}, chunk {}", l.name(), human(c));
         match self.kind {
@@ -917,6 +1009,9 @@ impl Plan {
         &self,
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Report> {
+        if let Some(l) = &self.level_change {
+            return l.execute(self, progress); // src/reshape/level.rs
+        }
         let t0 = Instant::now();
         let mut devs = Vec::new();
         for t in &self.targets {
@@ -932,20 +1027,74 @@ impl Plan {
             eng.write_superblocks()?;
             return Ok(self.report(0, 0, &eng, t0));
         }
-        // The reader of the current content: before a start, the array as it is (one part,
-        // old geometry); when continuing, both parts, boundary decided by the reader.
-        let asm = assemble::assemble(&self.paths, AssembleOptions::default())?;
-        let mut rd = ArrayReader::new(asm)?;
         let mut w = Writer::new(self, &eng)?;
         let (s_o, s_n) = (stripe_bytes(&self.old_geo), stripe_bytes(&self.new_geo));
         let unit = s_o / gcd(s_o, s_n) * s_n;
+        let n_end = self.new_size;
+        let back = self.backwards;
         let mut pos = self.start;
-        let mut ckpt = self.checkpoint.min(self.start);
+        let mut ckpt = if back {
+            self.checkpoint.max(self.start)
+        } else {
+            self.checkpoint.min(self.start)
+        };
+        let mut journal = match &self.journal {
+            Some(p) if self.pinned && self.kind == Kind::Continue => {
+                Some(Journal::open(p, self.uuid)?)
+            }
+            _ => None,
+        };
+        // fastraid's journal of an interrupted in-place batch: write it back first (in the
+        // new geometry) and record the checkpoint past it, as mdadm restores its backup.
+        if let Some(j) = journal.as_mut().filter(|_| self.kind == Kind::Continue) {
+            if let Some((a, data)) = j.valid_section(self.uuid)? {
+                let e = a + data.len() as u64;
+                let covers = if back { a < ckpt } else { e >= ckpt };
+                if covers && a.is_multiple_of(s_n) && e.is_multiple_of(s_n) && e <= n_end {
+                    w.data = data;
+                    w.lay_out(self, &eng, a, e)?;
+                    let c = if back { a } else { e };
+                    eng.checkpoint(c)?;
+                    (ckpt, pos) = (c, c);
+                }
+            }
+        }
+        // The reader of the current content: before a start, the array as it is (one part,
+        // old geometry); fastraid's own in-place reshape: the old geometry from the
+        // checkpoint on; otherwise both parts, boundary decided by the reader.
+        let mut asm = assemble::assemble_with_backup(
+            &self.paths,
+            AssembleOptions::default(),
+            self.opts.backup_file.as_deref().filter(|_| !self.pinned),
+        )?;
+        if self.pinned && self.kind == Kind::Continue {
+            asm.parts = vec![assemble::Part {
+                start: 0,
+                end: self.old_size,
+                geometry: self.old_geo.clone(),
+                shift: 0,
+                name: "",
+            }];
+        }
+        let mut rd = ArrayReader::new(asm)?;
+        let in_place = self.new_offset == 0;
         if self.kind == Kind::Start {
-            // Step 1: the first unit in free space, then the superblocks.
-            let first = (unit + s_n).min(self.new_size);
-            w.write_range(&mut rd, self, &eng, 0, first)?;
-            pos = first;
+            if let Some(p) = &self.journal {
+                journal = Some(Journal::open(p, self.uuid)?);
+            }
+            // Step 1: the first unit in free space (not in place), then the superblocks.
+            let first = unit + s_n;
+            if !in_place {
+                if back {
+                    let lo = n_end.saturating_sub(first) / s_n * s_n;
+                    w.write_range(&mut rd, self, &eng, lo, n_end)?;
+                    pos = lo;
+                } else {
+                    let e = first.min(n_end);
+                    w.write_range(&mut rd, self, &eng, 0, e)?;
+                    pos = e;
+                }
+            }
             eng.sync_all()?;
             eng.events += 1;
             let delta = self.new_disks as i32 - self.old_disks as i32;
@@ -957,9 +1106,10 @@ impl Plan {
             for t in &mut eng.targets {
                 let sb = &mut t.sb;
                 sb.feature_map.set(FeatureMap::RESHAPE_ACTIVE, true);
-                sb.feature_map.set(FeatureMap::NEW_OFFSET, true);
-                sb.feature_map.set(FeatureMap::RESHAPE_BACKWARDS, false);
-                sb.reshape_position = 0;
+                sb.feature_map.set(FeatureMap::NEW_OFFSET, !in_place);
+                sb.feature_map
+                    .set(FeatureMap::RESHAPE_BACKWARDS, back && delta == 0);
+                sb.reshape_position = if back { n_end / SECTOR_SIZE } else { 0 };
                 sb.raid_disks = self.new_disks;
                 sb.delta_disks = delta;
                 sb.new_level = sb.level;
@@ -973,72 +1123,167 @@ impl Plan {
                 }
             }
             eng.write_superblocks()?;
-            ckpt = 0;
+            ckpt = if back { n_end } else { 0 };
+        } else if in_place && pos != ckpt {
+            // In place the checkpoint must say exactly where the old geometry starts before
+            // the journal is used (the reader found the kernel's boundary elsewhere).
+            eng.checkpoint(pos)?;
+            ckpt = pos;
+        }
+        if journal.is_none() {
+            if let Some(p) = &self.journal {
+                journal = Some(Journal::open(p, self.uuid)?);
+            }
         }
         let o = &self.opts;
         let batch = o.batch_bytes.max(s_n) / s_n * s_n;
-        let old_rows_of = |r: u64| -> u64 {
-            // First old row (sectors) still needed when the checkpoint is r.
-            r / s_o * u64::from(self.old_geo.chunk_sectors())
-        };
+        let (c_o, c_n) = (
+            u64::from(self.old_geo.chunk_sectors()),
+            u64::from(self.new_geo.chunk_sectors()),
+        );
+        // Rows (sectors from the old data offset) of the new stripes of array byte x (a
+        // multiple of the new stripe), and old rows still needed under checkpoint c.
+        let nrow = |x: u64| x / s_n * c_n;
+        let old_floor = |c: u64| c / s_o * c_o;
+        let old_ceil = |c: u64| c.div_ceil(s_o) * c_o;
         let off = self.new_offset.unsigned_abs();
-        let c_n = u64::from(self.new_geo.chunk_sectors());
+        let done_of = |pos: u64| if back { n_end - pos } else { pos };
+        // The checkpoint that a run at `pos` may record (one reader unit behind; exact in
+        // place, where each batch is recorded as soon as it is durable).
+        let lag = |pos: u64| -> u64 {
+            if in_place {
+                pos
+            } else if back {
+                (pos + unit).div_ceil(s_n).saturating_mul(s_n).min(n_end)
+            } else {
+                pos.saturating_sub(unit) / s_n * s_n
+            }
+        };
+        let ahead = |c: u64, ck: u64| if back { c < ck } else { c > ck };
+        let finished = |pos: u64| if back { pos == 0 } else { pos >= n_end };
         let run_start = Instant::now();
         let mut last_cp = (ckpt, Instant::now());
+        let mut written = 0u64;
         let result = (|| -> Result<()> {
-            while pos < self.new_size {
-                // Step 4: the furthest the new rows may go under the on-disk checkpoint.
-                let limit = if ckpt >= self.old_size {
-                    self.new_size
-                } else {
-                    ((old_rows_of(ckpt) + off) / c_n).saturating_mul(s_n)
-                };
-                let e = limit.min(pos + batch).min(self.new_size) / s_n * s_n;
-                let e = if self.new_size - pos < s_n {
-                    self.new_size
-                } else {
-                    e
-                };
-                if e <= pos {
-                    let c = pos.saturating_sub(unit) / s_n * s_n;
-                    if c <= ckpt {
-                        return Err(Error::Unsupported(format!(
-                            "no progress possible at array byte {pos}: the free space before the \
-                             data ({off} sectors) is too small for this reshape"
-                        )));
+            while !finished(pos) {
+                if in_place {
+                    // One batch of whole units, recorded at once; journaled when its new
+                    // rows overwrite old rows still needed.
+                    let (lo, hi) = if back {
+                        let mut b = pos.saturating_sub(batch) / unit * unit;
+                        if b >= pos {
+                            b = (pos - 1) / unit * unit;
+                        }
+                        (b, pos)
+                    } else {
+                        let mut e = (pos + batch) / unit * unit;
+                        if e <= pos {
+                            e = (pos / unit + 1) * unit;
+                        }
+                        (pos, e.min(n_end))
+                    };
+                    let safe = if back {
+                        nrow(lo) >= old_ceil(ckpt)
+                    } else {
+                        ckpt >= self.old_size || nrow(hi) <= old_floor(ckpt)
+                    };
+                    if !safe {
+                        // The journal holds [lo, hi): every old byte still needed on the
+                        // rows this batch overwrites must lie inside it.
+                        let ok = if back {
+                            nrow(lo) / c_o * s_o >= lo
+                        } else {
+                            hi == n_end
+                                || ((nrow(hi).max(1) - 1) / c_o + 1)
+                                    .saturating_mul(s_o)
+                                    .min(self.old_size)
+                                    <= hi
+                        };
+                        if !ok {
+                            return Err(Error::Unsupported(format!(
+                                "in place at array byte {pos}: the rows of this batch hold old \
+                                 data outside it; this geometry change cannot be journaled"
+                            )));
+                        }
+                        let j = journal.as_mut().ok_or_else(|| {
+                            Error::Unsupported("in-place reshape without a journal".into())
+                        })?;
+                        w.read(&mut rd, self, lo, hi)?;
+                        j.save(lo, &w.data, self.uuid)?;
+                        w.lay_out(self, &eng, lo, hi)?;
+                    } else {
+                        w.write_range(&mut rd, self, &eng, lo, hi)?;
                     }
-                    eng.checkpoint(c)?;
-                    ckpt = c;
-                    last_cp = (c, Instant::now());
-                    continue;
-                }
-                w.write_range(&mut rd, self, &eng, pos, e)?;
-                pos = e;
-                let due = o.checkpoint_bytes == 0
-                    || pos - last_cp.0 >= o.checkpoint_bytes
-                    || last_cp.1.elapsed() >= o.checkpoint_interval;
-                if due && pos < self.new_size {
-                    let c = pos.saturating_sub(unit) / s_n * s_n;
-                    if c > ckpt {
+                    pos = if back { lo } else { hi };
+                    written += hi - lo;
+                    if !finished(pos) {
+                        eng.checkpoint(pos)?;
+                        ckpt = pos;
+                    }
+                } else {
+                    // Step 4: the furthest the new rows may go under the on-disk checkpoint.
+                    let (lo, hi) = if back {
+                        let need = old_ceil(ckpt);
+                        let limit = if need <= off {
+                            0
+                        } else {
+                            (need - off).div_ceil(c_n).saturating_mul(s_n)
+                        };
+                        let b = limit.max(pos.saturating_sub(batch)).div_ceil(s_n) * s_n;
+                        (b.min(pos), pos)
+                    } else {
+                        let limit = if ckpt >= self.old_size {
+                            n_end
+                        } else {
+                            ((old_floor(ckpt) + off) / c_n).saturating_mul(s_n)
+                        };
+                        let e = limit.min(pos + batch).min(n_end) / s_n * s_n;
+                        let e = if n_end - pos < s_n { n_end } else { e };
+                        (pos, e.max(pos))
+                    };
+                    if hi <= lo {
+                        let c = lag(pos);
+                        if !ahead(c, ckpt) {
+                            return Err(Error::Unsupported(format!(
+                                "no progress possible at array byte {pos}: the free space {} \
+                                 the data ({off} sectors) is too small for this reshape",
+                                if back { "after" } else { "before" }
+                            )));
+                        }
                         eng.checkpoint(c)?;
                         ckpt = c;
                         last_cp = (c, Instant::now());
+                        continue;
+                    }
+                    w.write_range(&mut rd, self, &eng, lo, hi)?;
+                    pos = if back { lo } else { hi };
+                    written += hi - lo;
+                    let due = o.checkpoint_bytes == 0
+                        || pos.abs_diff(last_cp.0) >= o.checkpoint_bytes
+                        || last_cp.1.elapsed() >= o.checkpoint_interval;
+                    if due && !finished(pos) {
+                        let c = lag(pos);
+                        if ahead(c, ckpt) {
+                            eng.checkpoint(c)?;
+                            ckpt = c;
+                            last_cp = (c, Instant::now());
+                        }
                     }
                 }
                 let elapsed = run_start.elapsed().as_secs_f64();
                 if let Some(limit) = o.speed_limit.filter(|&l| l > 0) {
-                    let want = (pos - self.start) as f64 / limit as f64;
+                    let want = written as f64 / limit as f64;
                     if want > elapsed {
                         std::thread::sleep(Duration::from_secs_f64(want - elapsed));
                     }
                 }
                 let elapsed = run_start.elapsed().as_secs_f64();
                 let p = Progress {
-                    done: pos,
-                    total: self.new_size,
-                    checkpoint: ckpt,
+                    done: done_of(pos),
+                    total: n_end,
+                    checkpoint: done_of(ckpt),
                     rate: if elapsed > 0.0 {
-                        (pos - self.start) as f64 / elapsed
+                        written as f64 / elapsed
                     } else {
                         0.0
                     },
@@ -1050,8 +1295,8 @@ impl Plan {
             Ok(())
         })();
         if let Err(e) = result {
-            let c = pos.saturating_sub(unit) / s_n * s_n;
-            let saved = if c > ckpt {
+            let c = lag(pos);
+            let saved = if ahead(c, ckpt) {
                 eng.checkpoint(c).map(|()| c)
             } else {
                 Ok(ckpt)
@@ -1060,8 +1305,8 @@ impl Plan {
                 (Error::Cancelled(_), Ok(c)) => Error::Cancelled(format!(
                     "reshape stopped: {} of {} recorded at the checkpoint; run `grow --continue` \
                      (or the kernel) to finish",
-                    human(c),
-                    human(self.new_size)
+                    human(done_of(c)),
+                    human(n_end)
                 )),
                 (Error::Cancelled(_), Err(s)) => s,
                 (e, _) => e,
@@ -1074,7 +1319,10 @@ impl Plan {
             finalise(&mut t.sb);
         }
         eng.write_superblocks()?;
-        Ok(self.report(pos - self.start, eng.checkpoints, &eng, t0))
+        if let Some(j) = journal {
+            j.remove()?;
+        }
+        Ok(self.report(written, eng.checkpoints, &eng, t0))
     }
 
     fn report(&self, written: u64, checkpoints: u64, eng: &Engine, t0: Instant) -> Report {
@@ -1133,9 +1381,12 @@ impl Writer {
         a: u64,
         e: u64,
     ) -> Result<()> {
-        let g = &plan.new_geo;
-        let s_n = stripe_bytes(g);
-        let cs = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
+        self.read(rd, plan, a, e)?;
+        self.lay_out(plan, eng, a, e)
+    }
+
+    /// Array bytes `[a, e)` into `self.data` (zeros past the old size).
+    fn read(&mut self, rd: &mut ArrayReader, plan: &Plan, a: u64, e: u64) -> Result<()> {
         let len = (e - a) as usize;
         self.data.clear();
         self.data.resize(len, 0);
@@ -1158,6 +1409,18 @@ impl Writer {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// `self.data` (array bytes `[a, e)`, whole new stripes) laid out in the new geometry
+    /// with fresh parity and written to the new rows of every member that has a new slot.
+    fn lay_out(&mut self, plan: &Plan, eng: &Engine, a: u64, e: u64) -> Result<()> {
+        let g = &plan.new_geo;
+        let s_n = stripe_bytes(g);
+        let cs = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
+        if self.data.len() as u64 != e - a {
+            return Err(invalid!("reshape batch of the wrong length"));
+        }
         let stripes = (e - a) / s_n;
         let s0 = a / s_n;
         let rows_len = (stripes * cs) as usize;
@@ -1172,7 +1435,12 @@ impl Writer {
         let slot_index: Vec<usize> = {
             let mut v = vec![usize::MAX; plan.new_disks as usize];
             for (i, t) in eng.targets.iter().enumerate() {
-                v[t.slot as usize] = i;
+                if let Some(x) = v.get_mut(t.slot as usize) {
+                    *x = i;
+                }
+            }
+            if v.contains(&usize::MAX) {
+                return Err(invalid!("a slot of the new geometry has no member"));
             }
             v
         };
@@ -1207,7 +1475,10 @@ impl Writer {
         }
         let dev_off = s0 * cs;
         for (i, d) in eng.devs.iter().enumerate() {
-            d.write_all_at(&self.rows[i], self.base[i] + dev_off)?;
+            // Members a shrink removes get no new rows.
+            if eng.targets[i].slot < plan.new_disks {
+                d.write_all_at(&self.rows[i], self.base[i] + dev_off)?;
+            }
         }
         Ok(())
     }
@@ -1220,4 +1491,144 @@ pub fn reshape<P: AsRef<Path>>(
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Report> {
     plan(paths, opts)?.execute(progress)
+}
+
+// ================================================================================
+// Journal of an in-place reshape
+// ================================================================================
+
+/// Marks a journal written by fastraid (in the padding of mdadm's backup header).
+const JOURNAL_MARK: &[u8; 16] = b"fastraid-journal";
+/// Journal data starts here (mdadm's backup-file layout: header at 0, data at 4 KiB).
+const JOURNAL_DATA: u64 = 4096;
+
+/// The journal of an in-place reshape: mdadm's backup-file format (`md_backup_data-1`,
+/// md-format.md §6.4) holding the logical array bytes of the batch whose rows are being
+/// overwritten, so mdadm (`--backup-file`), fastraid's reader and fastraid itself can
+/// restore them. Bytes 100..132 of the header carry fastraid's mark and the array UUID,
+/// kept when the rest of the header is cleared.
+struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(format!("{}: {e}", path.display()))
+}
+
+impl Journal {
+    fn is_ours(path: &Path, uuid: &[u8; 16]) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Ok(f) = std::fs::File::open(path) else {
+            return false;
+        };
+        let mut h = [0u8; 132];
+        f.read_exact_at(&mut h, 0).is_ok() && &h[100..116] == JOURNAL_MARK && h[116..132] == *uuid
+    }
+
+    fn open(path: &Path, uuid: [u8; 16]) -> Result<Journal> {
+        use std::os::unix::fs::FileExt;
+        let fresh = !path.exists();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| io_err(path, e))?;
+        let j = Journal {
+            path: path.to_path_buf(),
+            file,
+        };
+        if fresh || !Journal::is_ours(path, &uuid) {
+            let mut h = [0u8; 512];
+            h[100..116].copy_from_slice(JOURNAL_MARK);
+            h[116..132].copy_from_slice(&uuid);
+            j.file.write_all_at(&h, 0).map_err(|e| io_err(path, e))?;
+            j.sync()?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Ok(d) = std::fs::File::open(dir) {
+                    d.sync_all().map_err(|e| io_err(dir, e))?;
+                }
+            }
+        }
+        Ok(j)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| io_err(&self.path, e))
+    }
+
+    fn csum(h: &[u8], len: usize) -> u32 {
+        // mdadm's bsb_csum (md-format.md §6.4 quirk): adds the first byte `len` times.
+        let first = u64::from(h[0]);
+        let mut c: u64 = 0;
+        for _ in 0..len {
+            c = (c << 3).wrapping_add(first);
+        }
+        c as u32
+    }
+
+    /// The section of a complete header: `(array byte start, data)`.
+    fn valid_section(&mut self, uuid: [u8; 16]) -> Result<Option<(u64, Vec<u8>)>> {
+        use std::os::unix::fs::FileExt;
+        let mut h = [0u8; 512];
+        if self.file.read_exact_at(&mut h, 0).is_err() {
+            return Ok(None);
+        }
+        let u = |o: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&h[o..o + 8]);
+            u64::from_le_bytes(a)
+        };
+        let csum = u32::from_le_bytes([h[64], h[65], h[66], h[67]]);
+        if &h[..16] != b"md_backup_data-1"
+            || h[16..32] != uuid
+            || csum != Journal::csum(&h, 64)
+            || u(40) * SECTOR_SIZE != JOURNAL_DATA
+        {
+            return Ok(None);
+        }
+        let (start, len) = (u(48) * SECTOR_SIZE, u(56) * SECTOR_SIZE);
+        let mut data = vec![0u8; usize::try_from(len).map_err(|_| invalid!("journal length"))?];
+        self.file
+            .read_exact_at(&mut data, JOURNAL_DATA)
+            .map_err(|e| io_err(&self.path, e))?;
+        Ok(Some((start, data)))
+    }
+
+    /// Clear the header (durable), write the data, then the header (durable).
+    fn save(&mut self, start: u64, data: &[u8], uuid: [u8; 16]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let p = self.path.clone();
+        self.file
+            .write_all_at(&[0u8; 100], 0)
+            .map_err(|e| io_err(&p, e))?;
+        self.sync()?;
+        self.file
+            .write_all_at(data, JOURNAL_DATA)
+            .map_err(|e| io_err(&p, e))?;
+        self.sync()?;
+        let mut h = [0u8; 512];
+        h[..16].copy_from_slice(b"md_backup_data-1");
+        h[16..32].copy_from_slice(&uuid);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        h[32..40].copy_from_slice(&now.to_le_bytes());
+        h[40..48].copy_from_slice(&(JOURNAL_DATA / SECTOR_SIZE).to_le_bytes());
+        h[48..56].copy_from_slice(&(start / SECTOR_SIZE).to_le_bytes());
+        h[56..64].copy_from_slice(&(data.len() as u64 / SECTOR_SIZE).to_le_bytes());
+        let c = Journal::csum(&h, 64);
+        h[64..68].copy_from_slice(&c.to_le_bytes());
+        h[100..116].copy_from_slice(JOURNAL_MARK);
+        h[116..132].copy_from_slice(&uuid);
+        self.file.write_all_at(&h, 0).map_err(|e| io_err(&p, e))?;
+        self.sync()
+    }
+
+    fn remove(self) -> Result<()> {
+        drop(self.file);
+        std::fs::remove_file(&self.path).map_err(|e| io_err(&self.path, e))
+    }
 }

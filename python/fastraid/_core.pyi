@@ -158,4 +158,5 @@ def plan_reshape(
     speed_limit: int | None = None,
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
+    array_size: int | None = None,
 ) -> ReshapePlan: ...

@@ -297,6 +297,7 @@ class Array:
         chunk: int | None = None,
         layout: str | int | None = None,
         progress: Progress | None = None,
+        array_size: int | None = None,
     ) -> dict[str, Any]:
         """Change the geometry (``mdadm --grow``): more members (spares added with
         :meth:`add` become members), another chunk or layout. The data moves to md's
@@ -304,7 +305,10 @@ class Array:
         anywhere (even by kill -9) is finished by calling this again, by
         :func:`fastraid.grow_continue`, or by the Linux kernel (:func:`fastraid.reshape`).
 
-        :raises NotSupportedError: shrinking, level changes, no room before the data.
+        Fewer members (a shrink, backwards as md does) need ``array_size``: the bytes
+        kept (mdadm's ``--array-size``); the removed members become spares.
+
+        :raises NotSupportedError: level changes, a shrink without ``array_size``.
         """
         from .reshape import reshape
 
@@ -318,6 +322,7 @@ class Array:
                 chunk=chunk,
                 layout=layout,
                 progress=progress,
+                array_size=array_size,
             )
         except BaseException:
             try:

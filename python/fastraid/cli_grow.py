@@ -31,11 +31,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("members", nargs="+", help="the array's members (any order)")
     p.add_argument("--add", nargs="+", default=[], metavar="NEW", help="new members to add")
     p.add_argument("-n", "--raid-devices", type=int, help="new number of members")
-    p.add_argument("--level", help="new level (changes are not supported yet)")
+    p.add_argument("--level", help="new level: raid5 <-> raid6, raid4 <-> raid5, raid0 <-> raid4/5")
     p.add_argument("-c", "--chunk", type=parse_size, help="new chunk size (e.g. 128K)")
     p.add_argument("--layout", help="new layout (mdadm's name)")
+    p.add_argument(
+        "-Z",
+        "--array-size",
+        type=parse_size,
+        help="shrinking: the array bytes kept (at most what the fewer members hold)",
+    )
     p.add_argument("--continue", dest="cont", action="store_true", help="finish a reshape")
-    p.add_argument("--backup-file", help="mdadm's backup file (kinds needing one are refused)")
+    p.add_argument("--backup-file", help="mdadm's backup file of an interrupted in-place reshape")
     p.add_argument("--force", action="store_true", help="go on over uncertain bytes")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     p.add_argument("--speed-limit", type=parse_size, help="bytes/s at most (e.g. 100M)")
@@ -64,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         try:
             with open_array(members, force=args.force) as a:
-                for new in args.add:
+                # RAID-0 has no spares: the new member is handed to the level change as is.
+                for new in args.add if a.level != "raid0" else []:
                     a.add(new)
         except FastRaidError as e:
             err.write(f"fastraid grow: --add: {e}\n")
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             backup_file=args.backup_file,
             speed_limit=args.speed_limit,
+            array_size=args.array_size,
         )
     except FastRaidError as e:
         err.write(f"fastraid grow: {e}\n")

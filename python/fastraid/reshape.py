@@ -1,8 +1,10 @@
 """Reshape an md array (``mdadm --grow``): more members, another chunk or layout, and finish
 a reshape that Linux md left interrupted (``grow --continue``), offline and in place.
 
-The data moves to md's ``new_offset`` (toward the start of every member) as md does for a
-forward reshape, so old and new copies never overlap and no backup file is needed. While it
+The data moves to md's ``new_offset`` (toward the start of every member when growing,
+toward the end when shrinking or walking backwards) as md does, so old and new copies never
+overlap and no backup file is needed; without room to move, the reshape runs in place and
+journals the rows it overwrites. While it
 runs, the superblocks describe the reshape exactly as md does (``reshape_position`` advanced
 after the data below it is durable), so a reshape stopped anywhere, even by kill -9 or a
 power cut, is finished by running it again or by the Linux kernel itself.
@@ -24,7 +26,7 @@ StrPath = str | os.PathLike[str]
 #: ``progress(done, total, rate)``: bytes of the new geometry written, bytes in all, bytes/s.
 Progress = Callable[[int, int, float], object]
 
-_LEVELS = {"raid4": 4, "4": 4, "raid5": 5, "5": 5, "raid6": 6, "6": 6}
+_LEVELS = {"raid0": 0, "0": 0, "raid4": 4, "4": 4, "raid5": 5, "5": 5, "raid6": 6, "6": 6}
 
 
 def _level(level: int | str | None) -> int | None:
@@ -35,7 +37,7 @@ def _level(level: int | str | None) -> int | None:
     except KeyError:
         from ._errors import InvalidArgumentError
 
-        raise InvalidArgumentError(f"level: {level!r} cannot be reshaped (raid4/5/6)") from None
+        raise InvalidArgumentError(f"level: {level!r} cannot be reshaped (raid0/4/5/6)") from None
 
 
 def plan_reshape(
@@ -51,20 +53,28 @@ def plan_reshape(
     speed_limit: int | None = None,
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
+    array_size: int | None = None,
 ) -> _core.ReshapePlan:
     """Decide what a reshape would do, without writing anything.
 
     :param members: the array's members and the spares that become new members (added with
         :meth:`fastraid.Array.add`), any order.
-    :param raid_devices: the new number of members (more than now: a grow).
+    :param raid_devices: the new number of members (more than now: a grow; fewer: a shrink,
+        which needs ``array_size``).
+    :param array_size: shrinking only: the array bytes you keep (mdadm's ``--array-size``),
+        at most what the smaller array holds; the bytes past that are discarded. A shrink
+        without it is refused.
     :param chunk: the new chunk size in bytes.
     :param layout: the new layout (mdadm's name or md's number).
     :param continue_only: only finish a reshape in progress (``grow --continue``).
     :param force: go on where bytes next to an interrupted reshape's boundary cannot be
         decided (reported uncertain by the reader).
-    :param backup_file: accepted for mdadm compatibility; reshapes that need one are refused.
-    :raises NotSupportedError: what fastraid cannot reshape (shrinking, backwards or in-place
-        reshapes, level changes, no room before the data, metadata 0.90, degraded arrays).
+    :param backup_file: mdadm's backup file of an interrupted in-place reshape (read where
+        the members cannot decide). fastraid's own in-place reshapes journal the rows they
+        move to ``fastraid-reshape-<uuid>.journal`` next to the first member (mdadm's
+        backup format), removed when the reshape ends.
+    :raises NotSupportedError: what fastraid cannot reshape (level changes, a shrink without
+        ``array_size``, metadata 0.90, degraded arrays).
     """
     return _core.plan_reshape(
         [os.fspath(m) for m in members],
@@ -78,6 +88,7 @@ def plan_reshape(
         speed_limit=speed_limit,
         batch_bytes=batch_bytes,
         checkpoint_bytes=checkpoint_bytes,
+        array_size=array_size,
     )
 
 
@@ -93,6 +104,8 @@ def reshape(
     speed_limit: int | None = None,
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
+    array_size: int | None = None,
+    backup_file: StrPath | None = None,
 ) -> dict[str, Any]:
     """Reshape (see :func:`plan_reshape`); a reshape in progress with the same target is
     continued. Returns a dict: ``resumed_from``, ``bytes_written``, ``total``,
@@ -107,6 +120,8 @@ def reshape(
         speed_limit=speed_limit,
         batch_bytes=batch_bytes,
         checkpoint_bytes=checkpoint_bytes,
+        array_size=array_size,
+        backup_file=backup_file,
     )
     return plan.execute(progress)
 

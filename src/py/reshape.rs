@@ -113,7 +113,7 @@ fn positive(py: Python<'_>, name: &str, v: Option<i64>, zero_ok: bool) -> PyResu
 /// Plan a reshape of the md array whose members are `members` (reads only). With no
 /// geometry argument, a reshape in progress is continued.
 #[pyfunction]
-#[pyo3(signature = (members, *, raid_devices = None, level = None, chunk = None, layout = None, continue_only = false, force = false, backup_file = None, speed_limit = None, batch_bytes = None, checkpoint_bytes = None))]
+#[pyo3(signature = (members, *, raid_devices = None, level = None, chunk = None, layout = None, continue_only = false, force = false, backup_file = None, speed_limit = None, batch_bytes = None, checkpoint_bytes = None, array_size = None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_reshape(
     py: Python<'_>,
@@ -128,6 +128,7 @@ pub(crate) fn plan_reshape(
     speed_limit: Option<i64>,
     batch_bytes: Option<i64>,
     checkpoint_bytes: Option<i64>,
+    array_size: Option<i64>,
 ) -> PyResult<ReshapePlan> {
     let mut o = ReshapeOptions {
         continue_only,
@@ -143,6 +144,7 @@ pub(crate) fn plan_reshape(
         })
         .transpose()?;
     o.chunk_bytes = positive(py, "chunk", chunk, false)?;
+    o.array_size = positive(py, "array_size", array_size, true)?;
     if let Some(name) = layout {
         // The level the layout belongs to: the requested one, else the array's (read).
         let lv = match o.level {
