@@ -9,9 +9,29 @@
 //! its start. New-geometry stripes then land on rows *below* the old data that is still
 //! needed, so no backup is needed. That covers growing RAID-4/5/6 by added members
 //! (`delta_disks > 0`) and, with the same number of members, chunk and layout changes whose
-//! new stripes hold at least as much data as the old ones. Everything else (shrinking,
-//! backwards reshapes, in-place reshapes that need mdadm's backup file, level changes,
-//! degraded arrays, metadata 0.90) is refused with [`Error::Unsupported`].
+//! new stripes hold at least as much data as the old ones.
+//!
+//! *Backwards* (shrinking, or same width with smaller stripes / room only after the data):
+//! the mirror image. `new_offset` is positive, `reshape_position` starts at the new size and
+//! decreases (RESHAPE_BACKWARDS only when `delta_disks == 0`, §8.5); bytes at or above the
+//! checkpoint are new. Safety rule mirrored: a new row is written only at or above the end
+//! of the old rows still needed by the on-disk checkpoint (`new_offset + new_row(b) ≥
+//! old_row_end(checkpoint)`), and the checkpoint stays one reader unit above what was written.
+//! A *shrink* is refused unless the caller declares the bytes kept
+//! ([`ReshapeOptions::array_size`], mdadm's `--array-size`) and they fit the smaller array;
+//! the bytes past the smaller array's size are discarded, and the removed members become
+//! spares at the finish.
+//!
+//! *In place* (no room to move, `new_offset` 0, either direction): each batch is whole
+//! units (`lcm` of both stripe sizes) recorded at once. When its new rows overwrite old
+//! rows still needed, its logical bytes first go to a journal,
+//! `fastraid-reshape-<uuid>.journal` next to the first member, in mdadm's backup-file
+//! format (`md_backup_data-1`, data at 4 KiB, fastraid's mark in the header padding):
+//! clear the header (fdatasync), write the data (fdatasync), the header (fdatasync); then
+//! the rows, fdatasync, the checkpoint. A restart finds the journal, writes it back in the
+//! new geometry and records the checkpoint past it (as mdadm restores its backup), then
+//! trusts the checkpoint. The journal is removed at the finish. Level changes are
+//! `level.rs`'s; degraded arrays and metadata 0.90 are refused with [`Error::Unsupported`].
 //!
 //! # On-disk states (what a power cut leaves)
 //!
