@@ -37,11 +37,25 @@ impl Member {
     /// seeking to its end (its metadata says 0).
     pub fn open_with(path: &Path, writable: bool) -> Result<Member> {
         let name = path.display();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(|e| Error::Io(format!("{name}: cannot open: {e}")))?;
+        // A block device opened for writing is claimed exclusively (O_EXCL), as mdadm does:
+        // the open fails with EBUSY while the device is mounted, part of a running md
+        // array or claimed by another writer, instead of writing under their feet.
+        let exclusive =
+            writable && std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+        let mut options = OpenOptions::new();
+        options.read(true).write(writable);
+        if exclusive {
+            options.custom_flags(libc::O_EXCL);
+        }
+        let file = options.open(path).map_err(|e| {
+            let why = if exclusive && e.raw_os_error() == Some(libc::EBUSY) {
+                " (the device is in use: mounted, in a running md array, or opened by \
+                 another writer)"
+            } else {
+                ""
+            };
+            Error::Io(format!("{name}: cannot open: {e}{why}"))
+        })?;
         let meta = file
             .metadata()
             .map_err(|e| Error::Io(format!("{name}: cannot stat: {e}")))?;
@@ -201,6 +215,22 @@ impl Member {
         }
         self.file.read_exact_at(buf, offset)
     }
+}
+
+/// Open `path` read-write (creating it when `create`), claiming a block device
+/// exclusively (O_EXCL: EBUSY while it is mounted or part of a running md array), for the
+/// long operations that write members through their own handles (rebuild, scrub repair).
+pub fn open_for_writing(path: &Path, create: bool) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false);
+    if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device()) {
+        options.custom_flags(libc::O_EXCL);
+    }
+    options.open(path)
 }
 
 /// Ask the kernel to start writing `len` bytes of `file` at `offset` back to the device

@@ -50,7 +50,7 @@
 //! memory is allocated after the first few.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -809,12 +809,7 @@ impl Plan {
         let t0 = Instant::now();
         let target = &self.target;
         // ---- open (or create) the target
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(self.create)
-            .truncate(false)
-            .open(target)
+        let file = crate::io::open_for_writing(target, self.create)
             .map_err(|e| io_err(target, "cannot open for writing", &e))?;
         if self.create {
             file.set_len(self.target_bytes)
@@ -834,10 +829,7 @@ impl Plan {
             .map_err(|e| io_err(target, "fsync failed", &e))?;
         let mut files = Vec::new();
         for s in &self.survivors {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&s.path)
+            let f = crate::io::open_for_writing(&s.path, false)
                 .map_err(|e| io_err(&s.path, "cannot open for writing its superblock", &e))?;
             let mut ssb = s.sb.clone();
             ssb.events = e1;

@@ -63,7 +63,7 @@
 pub mod checkpoint;
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::ops::ControlFlow;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
@@ -357,17 +357,18 @@ pub fn scrub_assembly(
             None => None,
             Some(s) => {
                 let path = s.device.path().to_path_buf();
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(opts.repair)
-                    .open(&path)
-                    .map_err(|e| {
-                        Error::Io(format!(
-                            "{}: cannot open{}: {e}",
-                            path.display(),
-                            if opts.repair { " for writing" } else { "" }
-                        ))
-                    })?;
+                let opened = if opts.repair {
+                    crate::io::open_for_writing(&path, false)
+                } else {
+                    File::open(&path)
+                };
+                let file = opened.map_err(|e| {
+                    Error::Io(format!(
+                        "{}: cannot open{}: {e}",
+                        path.display(),
+                        if opts.repair { " for writing" } else { "" }
+                    ))
+                })?;
                 let end = s.device.len().saturating_sub(s.data_offset);
                 Some(ScrubMember {
                     file,
