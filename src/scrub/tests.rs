@@ -3,6 +3,7 @@
 use super::*;
 use crate::layout::Layout;
 use crate::resync::{self, ResyncOptions, Target};
+use std::fs::OpenOptions;
 
 const CHUNK_SECTORS: u32 = 16; // 8 KiB
 const STRIPES: u64 = 24;
