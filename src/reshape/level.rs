@@ -622,6 +622,20 @@ pub(super) fn next_step(paths: &[PathBuf], goal: &Goal, opts: &ReshapeOptions) -
                     ))
                 }
             }
+            if let Some(len) = m.others[0]
+                .metadata()
+                .ok()
+                .map(|md| md.len())
+                .filter(|&l| l > 0)
+            {
+                if len / SECTOR_SIZE < fresh.data_offset + size {
+                    return Err(invalid!(
+                        "{}: too small for a member ({len} bytes; {} needed)",
+                        m.others[0].display(),
+                        (fresh.data_offset + size) * SECTOR_SIZE
+                    ));
+                }
+            }
             let mut tpl = fresh.clone();
             tpl.level = goal.level.md_number();
             tpl.layout = layout;
@@ -760,9 +774,16 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
         level,
         layout: opts.layout,
     };
-    let m = members(paths)?;
+    let m = match members(paths) {
+        Ok(m) => m,
+        // No v1 member (metadata 0.90, not an array): the engine's refusals say why.
+        Err(_) => return Ok(None),
+    };
     let fresh = m.sbs[0].1.clone();
     let cur = Level::from_md(fresh.level).map_err(|e| invalid!("level: {e}"))?;
+    if cur == Level::Raid0 && level == Level::Raid0 {
+        return Err(invalid!("the array already is a RAID-0"));
+    }
     let step = next_step(paths, &goal, opts)?;
     // Same level and nothing specific to a level change: the ordinary engine decides.
     let mid_change = matches!(step, Step::Superblocks { .. } | Step::Rebuild { .. })
@@ -786,6 +807,13 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
         (Level::Raid6, Level::Raid5) | (_, Level::Raid0) => n - 1,
         _ => n,
     };
+    if opts.raid_disks.is_some_and(|d| d != new_disks) {
+        return unsupported(format!(
+            "{} -> {} gives {new_disks} members; change the member count separately",
+            cur.name(),
+            level.name()
+        ));
+    }
     let new_layout_no = match (cur, level) {
         (Level::Raid5, Level::Raid6) => goal.layout.unwrap_or(fresh.layout),
         (Level::Raid6, _) => goal.layout.or(from_6(fresh.layout)).unwrap_or(fresh.layout),
@@ -940,6 +968,10 @@ impl LevelPlan {
                     for t in &targets {
                         devs.push(Member::open_with(&t.path, true)?);
                     }
+                    // Crash safety: bitmap headers (events first), then the superblocks in
+                    // the order `takeover` gave (unchanged roles, the changing one, spares),
+                    // one positioned write each, then fdatasync of every member. No data is
+                    // written; a cut between two writes is completed by the next run.
                     let mut eng = Engine {
                         targets,
                         devs,
@@ -957,6 +989,8 @@ impl LevelPlan {
                     ro.checkpoint_bytes = plan.opts.checkpoint_bytes;
                     ro.checkpoint_interval = plan.opts.checkpoint_interval;
                     ro.speed_limit = plan.opts.speed_limit;
+                    // Crash safety is the rebuild engine's: the new member's superblock first
+                    // (RECOVERY_OFFSET), batches, fdatasync, then recovery_offset, fdatasync.
                     let rp = rebuild::plan(&members, &ro)?;
                     let rep = rp.execute(&mut |p: &rebuild::Progress| {
                         progress(&Progress {
@@ -971,6 +1005,8 @@ impl LevelPlan {
                 Step::Reshape { opts, .. } => {
                     let m = members(&self.paths)?;
                     let paths: Vec<PathBuf> = m.sbs.iter().map(|(p, _)| p.clone()).collect();
+                    // The forward new_offset engine: data durable before every
+                    // reshape_position checkpoint (module docs of `super`).
                     let rep = super::plan(&paths, &opts)?.execute(progress)?;
                     written += rep.bytes_written;
                     checkpoints += rep.checkpoints;
