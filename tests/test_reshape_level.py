@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import fastraid
 import pytest
+from conftest import MdImages
 
 CHUNK = 64 * 1024
 
@@ -283,3 +285,45 @@ def test_takeover_interrupted_between_superblock_writes(tmp_path: Path, kind: st
         assert a.state == "clean"
         assert a.read(0, len(want)) == want
         assert a.check().mismatch_cnt == 0
+
+
+@pytest.mark.parametrize(
+    "name,level,result",
+    [
+        ("raid5-ls-3", 6, ("raid6", 4, "left-symmetric")),
+        ("raid6-5", 5, ("raid5", 4, "left-symmetric")),
+        ("raid4-4", 5, ("raid5", 4, "parity-last")),
+        ("raid0-3", 5, ("raid5", 4, "parity-last")),
+    ],
+)
+def test_mdadm_made_arrays(
+    md_copy: Callable[[str], list[Path]],
+    md_images: Callable[[str], MdImages],
+    tmp_path: Path,
+    name: str,
+    level: int,
+    result: tuple[str, int, str],
+) -> None:
+    manifest = md_images(name).manifest
+    paths = md_copy(name)
+    n = manifest["array_size_bytes"]
+    new = tmp_path / "new.img"
+    if name.startswith("raid5"):
+        with fastraid.open(paths) as a:
+            a.add(new)
+    members = [*paths, new] if name.startswith(("raid5", "raid0")) else paths
+    fastraid.reshape(members, level=level)
+    with fastraid.open(members, readonly=True) as a:
+        assert (a.level, a.raid_devices, a.layout) == result
+        assert a.state == "clean"
+        assert hashlib.sha256(a.read(0, n)).hexdigest() == manifest["guest_sha256"]
+        assert a.check().mismatch_cnt == 0
+
+
+def test_metadata_090_refused(md_copy: Callable[[str], list[Path]], tmp_path: Path) -> None:
+    paths = md_copy("raid5-v090-3")
+    before = sums(paths)
+    for level in (6, 4, 0):
+        with pytest.raises(fastraid.NotSupportedError):
+            fastraid.plan_reshape([*paths, tmp_path / "new.img"], level=level)
+    assert sums(paths) == before

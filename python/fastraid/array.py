@@ -308,7 +308,10 @@ class Array:
         Fewer members (a shrink, backwards as md does) need ``array_size``: the bytes
         kept (mdadm's ``--array-size``); the removed members become spares.
 
-        :raises NotSupportedError: level changes, a shrink without ``array_size``.
+        ``level``: raid5 -> raid6 (after :meth:`add` of a spare for Q), raid6 -> raid5,
+        raid4 <-> raid5 parity-last (see :func:`fastraid.plan_reshape`).
+
+        :raises NotSupportedError: other level changes, a shrink without ``array_size``.
         """
         from .reshape import reshape
 

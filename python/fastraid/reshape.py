@@ -66,6 +66,12 @@ def plan_reshape(
         without it is refused.
     :param chunk: the new chunk size in bytes.
     :param layout: the new layout (mdadm's name or md's number).
+    :param level: a level change, done as md does (takeover, plus md's recovery or a
+        reshape around it; ``src/reshape/level.rs``): raid5 -> raid6 (one spare added for
+        Q), raid6 -> raid5 (the Q member becomes a spare), raid4 <-> raid5 parity-last,
+        raid0 (one zone) -> raid4/raid5 (the new member's path among ``members``: it gets
+        the parity), raid4/raid5 parity-last without its parity member -> raid0. Run again
+        after an interruption to finish it.
     :param continue_only: only finish a reshape in progress (``grow --continue``).
     :param force: go on where bytes next to an interrupted reshape's boundary cannot be
         decided (reported uncertain by the reader).
@@ -73,8 +79,8 @@ def plan_reshape(
         the members cannot decide). fastraid's own in-place reshapes journal the rows they
         move to ``fastraid-reshape-<uuid>.journal`` next to the first member (mdadm's
         backup format), removed when the reshape ends.
-    :raises NotSupportedError: what fastraid cannot reshape (level changes, a shrink without
-        ``array_size``, metadata 0.90, degraded arrays).
+    :raises NotSupportedError: what fastraid cannot reshape (other level changes, a shrink
+        without ``array_size``, metadata 0.90, degraded arrays).
     """
     return _core.plan_reshape(
         [os.fspath(m) for m in members],
