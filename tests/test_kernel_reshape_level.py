@@ -113,28 +113,37 @@ def test_kernel_raid5_without_parity_to_raid0(tmp_path: Path) -> None:
 CHILD = """
 import sys, fastraid
 print("go", flush=True)
-fastraid.reshape(sys.argv[1:], level=6, batch_bytes=256 * 1024, checkpoint_bytes=0,
-                 speed_limit=4 << 20)
+fastraid.reshape(sys.argv[2:], level=int(sys.argv[1]), batch_bytes=256 * 1024,
+                 checkpoint_bytes=0, speed_limit=4 << 20)
 """
 
 
-def test_kernel_finishes_a_killed_raid5_to_raid6(tmp_path: Path) -> None:
-    paths, data = make(tmp_path, "raid5", 3)
-    with fastraid.open(paths) as a:
-        a.add(tmp_path / "q.img")
-    paths.append(tmp_path / "q.img")
+@pytest.mark.parametrize(
+    "level,goal,result",
+    [("raid5", 6, ("raid6", 4, 18)), ("raid0", 5, ("raid5", 4, 5))],
+    ids=["raid5to6", "raid0to5"],
+)
+def test_kernel_finishes_a_killed_level_change(
+    tmp_path: Path, level: str, goal: int, result: tuple[str, int, int]
+) -> None:
+    paths, data = make(tmp_path, level, 3)
+    new = tmp_path / "new.img"
+    if level == "raid5":
+        with fastraid.open(paths) as a:
+            a.add(new)
+    paths.append(new)
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, *map(str, paths)], stdout=subprocess.PIPE
+        [sys.executable, "-c", CHILD, str(goal), *map(str, paths)], stdout=subprocess.PIPE
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == b"go"
-    time.sleep(1.0)  # Q is about 8 MiB at 4 MiB/s
+    time.sleep(1.0)  # the new parity member is about 7 MiB at 4 MiB/s
     assert child.poll() is None, "the level change finished before the kill"
     child.send_signal(signal.SIGKILL)
     child.wait()
     with fastraid.open(paths, readonly=True) as a:
-        assert a.level == "raid6" and "recovering" in a.state, a.state
+        assert a.level == result[0] and "recovering" in a.state, a.state
         assert a.read(0, len(data)) == data
-    # The kernel resumes the recovery of Q from the checkpoint and ends clean; the array
-    # stays in the left-symmetric-6 layout (fastraid would reshape it when run again).
-    judge(paths, data, "raid6", 4, 18, recovery_expected=True)
+    # The kernel resumes the recovery of the parity member from fastraid's checkpoint and
+    # ends clean (a RAID-6 stays in the -6 layout; fastraid reshapes it when run again).
+    judge(paths, data, *result, recovery_expected=True)
