@@ -69,8 +69,9 @@ def check(paths: list[Path], want: bytes, level: str, n: int, layout: str | None
         (5, "left-asymmetric", 3 << 20, "left-asymmetric"),
         (4, "parity-last", 4 << 20, "parity-last"),
         (3, "right-symmetric", 4 << 20, "right-symmetric-6"),
+        (3, "parity-first", 4 << 20, "parity-first"),
     ],
-    ids=["ls-3", "ra-4-odd", "la-5", "parity-last-4", "rs-3-keep-6"],
+    ids=["ls-3", "ra-4-odd", "la-5", "parity-last-4", "rs-3-keep-6", "parity-first-3"],
 )
 def test_raid5_to_raid6(tmp_path: Path, n: int, layout: str, member: int, final: str) -> None:
     paths = make(tmp_path, "raid5", n, member, layout)
@@ -327,3 +328,12 @@ def test_metadata_090_refused(md_copy: Callable[[str], list[Path]], tmp_path: Pa
         with pytest.raises(fastraid.NotSupportedError):
             fastraid.plan_reshape([*paths, tmp_path / "new.img"], level=level)
     assert sums(paths) == before
+
+
+def test_raid6_without_q_member_to_raid5(tmp_path: Path) -> None:
+    """A RAID-6 in a "-6" layout that lost its Q member is taken over directly."""
+    paths = make(tmp_path, "raid6", 5)
+    want = content(paths)
+    fastraid.reshape(paths, layout="left-symmetric-6")
+    fastraid.reshape(paths[:-1], level=5)
+    check(paths[:-1], want, "raid5", 4, "left-symmetric")

@@ -37,7 +37,11 @@
 //!   between two superblock writes loses nothing: the freshest superblock says what the
 //!   array is (the assembler and the kernel take the geometry from it and accept members
 //!   one event behind), and the next run sees members one event behind with the old level
-//!   and completes their superblocks first.
+//!   and completes their superblocks first. mdadm's `--assemble` refuses such a mix
+//!   ("superblock ... doesn't match others": it compares level, layout and raid_disks)
+//!   until then; md's own takeover has the same window between its superblock writes. A
+//!   kill can only land in it between two 4 KiB `pwrite`s (microseconds); a power cut
+//!   before the closing `fdatasync` can leave any subset.
 //! * *Recovery of the new parity member* ([`Step::Rebuild`]): [`crate::rebuild`], i.e.
 //!   md's own recovery: the new member's superblock first (role of the parity slot,
 //!   RECOVERY_OFFSET, `recovery_offset` 0), then the others with `events + 1`; batches of
