@@ -337,3 +337,14 @@ def test_raid6_without_q_member_to_raid5(tmp_path: Path) -> None:
     fastraid.reshape(paths, layout="left-symmetric-6")
     fastraid.reshape(paths[:-1], level=5)
     check(paths[:-1], want, "raid5", 4, "left-symmetric")
+
+
+def test_same_level_grow_with_level_given(tmp_path: Path) -> None:
+    paths = make(tmp_path, "raid5", 3, layout="parity-last")
+    want = content(paths)
+    with fastraid.open(paths) as a:
+        a.add(tmp_path / "s.img")
+        a.reshape(level=5, raid_devices=4)  # the ordinary grow, level named
+    with fastraid.open([*paths, tmp_path / "s.img"], readonly=True) as a:
+        assert (a.level, a.raid_devices) == ("raid5", 4)
+        assert a.read(0, len(want)) == want

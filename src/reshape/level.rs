@@ -788,6 +788,9 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
     if cur == Level::Raid0 && level == Level::Raid0 {
         return Err(invalid!("the array already is a RAID-0"));
     }
+    if cur == level && opts.raid_disks.is_some_and(|d| d != fresh.raid_disks) {
+        return Ok(None); // a grow or shrink at the same level: the engine's
+    }
     let step = next_step(paths, &goal, opts)?;
     // Same level and nothing specific to a level change: the ordinary engine decides.
     let mid_change = matches!(step, Step::Superblocks { .. } | Step::Rebuild { .. })
