@@ -265,6 +265,18 @@ impl ArrayReader {
         if self.asm.parts.len() != 2 || self.asm.geometry.level().parity_disks() == 0 {
             return Ok(());
         }
+        if self.asm.pinned {
+            // fastraid's own in-place reshape: the checkpoint is exact, and its journal
+            // holds the logical bytes of the batch whose rows may be half rewritten (the
+            // data cannot change during an offline reshape, so a journal behind the
+            // checkpoint holds the same bytes as the members).
+            self.backup_ranges = self
+                .asm
+                .backup
+                .as_ref()
+                .map_or(Vec::new(), |b| b.sections.clone());
+            return Ok(());
+        }
         let (lo, hi) = (&self.asm.parts[0], &self.asm.parts[1]);
         let new_is_low = lo.name == "new";
         let stripe_bytes = |g: &Geometry| {

@@ -181,6 +181,9 @@ pub struct Assembly {
     pub force: bool,
     /// An mdadm reshape backup whose logical data overrides the members' for its ranges.
     pub backup: Option<Backup>,
+    /// The reshape checkpoint is exact (fastraid's own in-place reshape, with its
+    /// journal): the reader does not second-guess it by parity.
+    pub pinned: bool,
 }
 
 /// A validated mdadm reshape backup file (md-format.md §6.4).
@@ -723,9 +726,29 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
         ));
     }
 
+    // fastraid's own in-place reshape keeps a journal of the rows it is overwriting beside
+    // the first member (src/reshape.rs); with it, the superblocks' checkpoint is exact (the
+    // engine records it after every batch) and the journal holds the batch in flight.
+    let mut pinned = false;
+    let mut backup_file = backup_file.map(Path::to_path_buf);
+    if let Some(r) = reference.reshape.as_ref().filter(|r| r.new_offset == 0) {
+        let given: Vec<std::path::PathBuf> =
+            paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let journal = crate::reshape::journal_path(&given, &reference.array_uuid);
+        if crate::reshape::Journal::is_ours(&journal, &reference.array_uuid) {
+            notes.push(format!(
+                "{}: fastraid's journal of this in-place reshape: its checkpoint (array \
+                 sector {}) is exact and the journal holds the rows being moved",
+                journal.display(),
+                r.position
+            ));
+            pinned = true;
+            backup_file.get_or_insert(journal);
+        }
+    }
     let backup = match backup_file {
         None => None,
-        Some(p) => load_backup(p, &reference, &mut notes)?,
+        Some(p) => load_backup(&p, &reference, &mut notes)?,
     };
     Ok(Assembly {
         geometry,
@@ -738,6 +761,7 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
         dirty_from,
         force: opts.force,
         backup,
+        pinned,
     })
 }
 

@@ -596,7 +596,7 @@ fn plan_start(
 }
 
 /// Where fastraid keeps the journal of an in-place reshape: next to the first member.
-fn journal_path(paths: &[PathBuf], uuid: &[u8; 16]) -> PathBuf {
+pub(crate) fn journal_path(paths: &[PathBuf], uuid: &[u8; 16]) -> PathBuf {
     let dir = paths
         .first()
         .and_then(|p| p.parent())
@@ -1527,7 +1527,7 @@ const JOURNAL_DATA: u64 = 4096;
 /// overwritten, so mdadm (`--backup-file`), fastraid's reader and fastraid itself can
 /// restore them. Bytes 100..132 of the header carry fastraid's mark and the array UUID,
 /// kept when the rest of the header is cleared.
-struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     file: std::fs::File,
 }
@@ -1537,7 +1537,7 @@ fn io_err(path: &Path, e: std::io::Error) -> Error {
 }
 
 impl Journal {
-    fn is_ours(path: &Path, uuid: &[u8; 16]) -> bool {
+    pub(crate) fn is_ours(path: &Path, uuid: &[u8; 16]) -> bool {
         use std::os::unix::fs::FileExt;
         let Ok(f) = std::fs::File::open(path) else {
             return false;
