@@ -1,6 +1,6 @@
 """The real Linux md driver (kernel-md under qemu, ``check --scrub``) judges fastraid's level
-changes: RAID-5 -> RAID-6, RAID-6 -> RAID-5, RAID-4 -> RAID-5, RAID-0 -> RAID-5 and
-RAID-5 parity-last without its parity member -> RAID-0. Each result must assemble with the
+changes: RAID-5 -> RAID-6, RAID-6 -> RAID-5, RAID-4 <-> RAID-5, RAID-0 -> RAID-4/5 and
+RAID-4/5 parity-last without its parity member -> RAID-0. Each result must assemble with the
 expected level, member count and layout, no resync or recovery, the original content
 (sha256) and, where md can scrub, mismatch_cnt 0. A RAID-5 -> RAID-6 SIGKILLed while Q is
 being computed must be finished by the kernel's own recovery.
@@ -102,6 +102,25 @@ def test_kernel_raid0_to_raid5(tmp_path: Path) -> None:
     new = tmp_path / "p.img"
     fastraid.reshape([*paths, new], level=5)
     judge([*paths, new], data, "raid5", 4, 5)
+
+
+def test_kernel_raid5_to_raid4(tmp_path: Path) -> None:
+    paths, data = make(tmp_path, "raid5", 4)  # left-symmetric: reshape, then takeover
+    fastraid.reshape(paths, level=4)
+    judge(paths, data, "raid4", 4, None)
+
+
+def test_kernel_raid0_to_raid4(tmp_path: Path) -> None:
+    paths, data = make(tmp_path, "raid0", 3)
+    new = tmp_path / "p.img"
+    fastraid.reshape([*paths, new], level=4)
+    judge([*paths, new], data, "raid4", 4, None)
+
+
+def test_kernel_raid4_without_parity_to_raid0(tmp_path: Path) -> None:
+    paths, data = make(tmp_path, "raid4", 4)
+    fastraid.reshape(paths[:-1], level=0)
+    judge(paths[:-1], data, "raid0", 3, None, scrub=False)
 
 
 def test_kernel_raid5_without_parity_to_raid0(tmp_path: Path) -> None:
