@@ -19,10 +19,10 @@ project's performance targets marked PASS or MISS. Throughput is the data read p
 so throughput ratios equal inverse time ratios. It also runs ``benches/test_bench_export.py``
 (``fastraid export`` against ``cat``, clean and degraded) and adds its
 section, which ``--export-only`` reruns and replaces alone. Then the array benches
-(``benches/test_bench_rebuild.py``, ``test_bench_volume.py``, ``test_bench_scrub.py``: rebuild,
-sequential volume write and read, scrub, each against the I/O ceiling measured in the same run)
-make the last section, ``## Arrays: rebuild, volume, scrub``, which ``--arrays-only`` reruns and
-replaces alone.
+(``benches/test_bench_rebuild.py``, ``test_bench_volume.py``, ``test_bench_reshape.py``,
+``test_bench_scrub.py``: rebuild, sequential volume write and read, reshape, scrub, each against
+the I/O ceiling measured in the same run) make the last section, ``## Arrays: rebuild, volume,
+reshape, scrub``, which ``--arrays-only`` reruns and replaces alone.
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ EXPORT_HEADING = "## Export"
 ARRAYS_BENCH_FILES = (
     "benches/test_bench_rebuild.py",
     "benches/test_bench_volume.py",
+    "benches/test_bench_reshape.py",
     "benches/test_bench_scrub.py",
 )
-ARRAYS_HEADING = "## Arrays: rebuild, volume, scrub"
+ARRAYS_HEADING = "## Arrays: rebuild, volume, reshape, scrub"
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -565,7 +566,7 @@ def load_arrays(raw: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for b in raw["benchmarks"]:
         info = b.get("extra_info", {})
-        if info.get("bench") in ("rebuild", "volume", "scrub"):
+        if info.get("bench") in ("rebuild", "volume", "reshape", "scrub"):
             out.setdefault(info["bench"], []).append(info)
     return out
 
@@ -727,6 +728,50 @@ def arrays_section(
             ],
             rows,
             "lrrrrrrrrrrrr",
+        )
+        lines.append("")
+    if "reshape" in cases:
+        rows = []
+        for c in cases["reshape"]:
+            bad = "" if c.get("correct") else " **WRONG**"
+            rows.append(
+                [
+                    _array_name(c["level"], c["members"]) + bad,
+                    f"{c['member_MiB']} MiB",
+                    fmt_rate(c.get("reshape_mb_s")),
+                    fmt_rate(c.get("read_mb_s")),
+                    fmt_rate(c.get("write_mb_s")),
+                    fmt_rate(c.get("ceiling_mb_s")),
+                    f"**{fmt_ratio(c['ratio'])}**",
+                    str(c.get("repeat", "—")),
+                    _load_cell(c),
+                ]
+            )
+        lines += [
+            "### Reshape (grow by one member)",
+            "",
+            "`fastraid.reshape(..., raid_devices=n + 1)` after `Array.add`, checkpoints with",
+            "fdatasync included, compared with the array afterwards (untimed); rates are",
+            "array bytes moved per second. Ceiling: the time to read the old members once",
+            "(`cat`, member bytes/s) plus the time to write the n + 1 new ones once (one",
+            "member-sized file written and fsynced, times n + 1), as array bytes per second.",
+            "No target in the issue: reported beside the ceiling.",
+            "",
+        ]
+        lines += md_table(
+            [
+                "array",
+                "member",
+                "reshape",
+                "read (cat)",
+                "write (1 file)",
+                "ceiling",
+                "reshape / ceiling",
+                "rounds",
+                "load before / after",
+            ],
+            rows,
+            "lrrrrrrrr",
         )
         lines.append("")
     if "scrub" in cases:
