@@ -730,7 +730,7 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
     // the first member (src/reshape.rs); with it, the superblocks' checkpoint is exact (the
     // engine records it after every batch) and the journal holds the batch in flight.
     let mut pinned = false;
-    let mut backup_file = backup_file.map(Path::to_path_buf);
+    let mut journal_backup = None;
     if let Some(r) = reference.reshape.as_ref().filter(|r| r.new_offset == 0) {
         let given: Vec<std::path::PathBuf> =
             paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
@@ -743,12 +743,19 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
                 r.position
             ));
             pinned = true;
-            backup_file.get_or_insert(journal);
+            if backup_file.is_none() {
+                // A journal whose header is being rewritten (cleared first, restored last)
+                // holds no batch in flight: the rows past the checkpoint are untouched.
+                match load_backup(&journal, &reference, &mut notes) {
+                    Ok(b) => journal_backup = b,
+                    Err(e) => notes.push(format!("{e}: the journal holds no rows in flight")),
+                }
+            }
         }
     }
-    let backup = match backup_file {
-        None => None,
-        Some(p) => load_backup(&p, &reference, &mut notes)?,
+    let backup = match (backup_file, journal_backup) {
+        (Some(p), _) => load_backup(&p, &reference, &mut notes)?,
+        (None, b) => b,
     };
     Ok(Assembly {
         geometry,
