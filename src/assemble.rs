@@ -754,7 +754,7 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
         }
     }
     let backup = match (backup_file, journal_backup) {
-        (Some(p), _) => load_backup(&p, &reference, &mut notes)?,
+        (Some(p), _) => load_backup(p, &reference, &mut notes)?,
         (None, b) => b,
     };
     Ok(Assembly {
