@@ -19,7 +19,7 @@ from typing import Any
 
 from ._errors import FastRaidError
 from .cli_create import parse_size
-from .cli_rebuild import _progress
+from .cli_rebuild import confirm, execute
 from .reshape import plan_reshape
 
 
@@ -100,29 +100,12 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             out.write(json.dumps(plan.describe()) + "\n")
         return 0
-    if not args.yes:
-        if not sys.stdin.isatty():
-            err.write("fastraid grow: not confirmed; pass --yes to go ahead\n")
-            return 1
-        answer = input("Continue? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            err.write("fastraid grow: nothing written\n")
-            return 1
-    callback, close = _progress("none" if args.quiet else args.progress, out)
-    try:
-        report = plan.execute(callback)
-    except KeyboardInterrupt as e:
-        close()
-        for note in getattr(e, "__notes__", []):
-            err.write(f"{note}\n")
-        err.write(f"interrupted; to resume: {_resume_command(args)}\n")
-        return 130
-    except FastRaidError as e:
-        close()
-        err.write(f"fastraid grow: {e}\n")
-        err.write(f"to resume: {_resume_command(args)}\n")
+    if not confirm("grow", args.yes):
         return 1
-    close()
+    args.verb = "grow"
+    report = execute(plan, args, _resume_command(args), hint=lambda e: True)
+    if isinstance(report, int):
+        return report
     if args.json:
         out.write(json.dumps(report) + "\n")
     elif not args.quiet:

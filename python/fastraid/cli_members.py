@@ -21,6 +21,7 @@ from typing import Any
 
 from .array import Array
 from .array import open as open_array
+from .cli_rebuild import confirm
 
 
 def register(subparsers: Any) -> None:
@@ -56,15 +57,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _confirm(args: argparse.Namespace, what: str) -> bool:
     print(what, flush=True)
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        print(f"fastraid {args.verb}: not confirmed; pass --yes to go ahead", file=sys.stderr)
-        return False
-    if input("Continue? [y/N] ").strip().lower() in ("y", "yes"):
-        return True
-    print(f"fastraid {args.verb}: nothing written", file=sys.stderr)
-    return False
+    return confirm(args.verb, args.yes)
 
 
 def _describe(a: Array) -> str:

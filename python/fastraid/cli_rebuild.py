@@ -16,6 +16,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import FastRaidError
@@ -103,6 +104,46 @@ def _progress(mode: str, out: Any) -> tuple[Any, Any]:
     return None, lambda: None
 
 
+def confirm(verb: str, yes: bool) -> bool:
+    """Ask before writing, unless ``yes``; False (with a message) when not confirmed. Not
+    on a terminal, only ``--yes`` confirms."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        sys.stderr.write(f"fastraid {verb}: not confirmed; pass --yes to go ahead\n")
+        return False
+    if input("Continue? [y/N] ").strip().lower() in ("y", "yes"):
+        return True
+    sys.stderr.write(f"fastraid {verb}: nothing written\n")
+    return False
+
+
+def execute(
+    plan: Any, args: argparse.Namespace, resume: str, *, hint: Callable[[Exception], bool]
+) -> dict[str, Any] | int:
+    """Run a long operation's plan with the chosen progress display; its report, or the
+    exit status after Ctrl-C (130, with the command that resumes) or an error (1; the resume
+    command too where ``hint(error)`` says a rerun continues)."""
+    err = sys.stderr
+    callback, close = _progress("none" if args.quiet else args.progress, sys.stdout)
+    try:
+        report: dict[str, Any] = plan.execute(callback)
+    except KeyboardInterrupt as e:
+        close()
+        for note in getattr(e, "__notes__", []):
+            err.write(f"{note}\n")
+        err.write(f"interrupted; to resume: {resume}\n")
+        return 130
+    except FastRaidError as e:
+        close()
+        err.write(f"fastraid {args.verb}: {e}\n")
+        if hint(e):
+            err.write(f"to resume: {resume}\n")
+        return 1
+    close()
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out ``rebuild`` / ``replace``; returns the exit status."""
     out, err = sys.stdout, sys.stderr
@@ -121,30 +162,16 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         out.write(str(plan))
         out.flush()
-    if not args.yes:
-        if not sys.stdin.isatty():
-            err.write(f"fastraid {args.verb}: not confirmed; pass --yes to go ahead\n")
-            return 1
-        answer = input("Continue? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
-            err.write(f"fastraid {args.verb}: nothing written\n")
-            return 1
-    callback, close = _progress("none" if args.quiet else args.progress, out)
-    try:
-        report = plan.execute(callback)
-    except KeyboardInterrupt as e:
-        close()
-        for note in getattr(e, "__notes__", []):
-            err.write(f"{note}\n")
-        err.write(f"interrupted; to resume: {_resume_command(args)}\n")
-        return 130
-    except FastRaidError as e:
-        close()
-        err.write(f"fastraid {args.verb}: {e}\n")
-        if plan.describe()["start"] or "resume" in str(e):
-            err.write(f"to resume: {_resume_command(args)}\n")
+    if not confirm(args.verb, args.yes):
         return 1
-    close()
+    report = execute(
+        plan,
+        args,
+        _resume_command(args),
+        hint=lambda e: bool(plan.describe()["start"]) or "resume" in str(e),
+    )
+    if isinstance(report, int):
+        return report
     if args.json:
         out.write(json.dumps(report) + "\n")
     elif not args.quiet:
@@ -165,4 +192,4 @@ def _main(argv: list[str] | None = None) -> int:  # pragma: no cover - for manua
     return code
 
 
-__all__ = ["register", "run"]
+__all__ = ["confirm", "execute", "register", "run"]
