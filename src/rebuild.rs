@@ -71,8 +71,12 @@ mod engine;
 // Options, progress, report
 // ================================================================================
 
-/// Default bytes of the new member written per batch.
-pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
+/// Default bytes of the new member written per batch. With [`engine`]'s three batches in
+/// flight, 1 MiB keeps the working set (three batches of every survivor plus the output) in
+/// the last-level cache: measured on tmpfs (2 vCPUs, 4 × 256 MiB RAID-5), 2.1-2.3 GB/s
+/// against 1.6-1.75 GB/s with 4 MiB batches and 0.5-1.1 GB/s with 16-64 MiB; with the
+/// files fsynced to disk the disk bounds both and 1 MiB is not slower.
+pub const DEFAULT_BATCH_BYTES: usize = 1 << 20;
 /// Default bytes between checkpoints (`recovery_offset` updates, each after an fdatasync).
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 256 << 20;
 /// Default longest time between checkpoints.

@@ -628,6 +628,7 @@ def arrays_section(
             rows.append(
                 [
                     _array_name(c["level"], c["members"]) + bad,
+                    c.get("medium", "disk"),
                     f"{int(c['member_bytes']) // MiB} MiB",
                     fmt_rate(c["rate_mb_s"]),
                     fmt_rate(c.get("read_ceiling_mb_s")),
@@ -654,10 +655,17 @@ def arrays_section(
             "fewer, the bytes a recovery from P alone reads (a cost baseline: it leaves out",
             "the last survivor, not each stripe's Q).",
             "",
+            "Medium `disk`: the files on the disk's file system (survivors in the page cache,",
+            "every new file fsynced to the disk, whose write rate then bounds every column,",
+            "NumPy's too). Medium `tmpfs`: the same on `/dev/shm`, the page cache itself, where",
+            "fsync costs nothing: the ceiling is the kernel's copy rate into and out of the page",
+            "cache, and the NumPy column measures the work of the rebuild itself.",
+            "",
         ]
         lines += md_table(
             [
                 "array",
+                "medium",
                 "member",
                 "rebuild",
                 "read ceiling",
@@ -673,7 +681,7 @@ def arrays_section(
                 "load before / after",
             ],
             rows,
-            "lrrrrrrlrrrlrr",
+            "llrrrrrrlrrrlrr",
         )
         lines.append("")
     if "volume" in cases:
