@@ -174,6 +174,9 @@ struct Target {
     sb: SuperblockV1,
     /// Byte offset of the bitmap header and the header, when the member has a bitmap.
     bitmap: Option<(u64, BitmapHeader)>,
+    /// Being recovered along with the reshape (md's RAID-5 -> RAID-6): valid only below the
+    /// new geometry's rows of the checkpoint, so its `recovery_offset` follows them.
+    recovering: bool,
 }
 
 /// Everything [`Plan::execute`] will do, decided from reads only; prints as the steps.
@@ -348,7 +351,17 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
             fm.names().join(", ")
         )));
     }
-    if asm.degraded() {
+    // md's RAID-5 -> RAID-6 change rebuilds the new Q member *during* the reshape: its
+    // RECOVERY_OFFSET follows the new geometry's rows (kernel case raid5to6-backup-cut45:
+    // recovery_offset 14080 = the device row of reshape_position 42240). A continue may take
+    // such a member along (plan_continue checks that it is valid where the new geometry
+    // already lies); anything else degraded is refused.
+    let recovering_along = r.reshape.is_some()
+        && asm
+            .slots
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|m| m.bad.is_empty()));
+    if asm.degraded() && !recovering_along {
         return Err(Error::Unsupported(
             "the array is degraded or recovering: rebuild it before reshaping".into(),
         ));
@@ -386,6 +399,7 @@ fn targets_of(asm: &assemble::Assembly, extra: &[(u32, String)]) -> Result<Vec<T
         out.push(Target {
             path,
             slot: slot as u32,
+            recovering: s.valid_bytes != u64::MAX,
             sb,
             bitmap,
         });
@@ -398,6 +412,7 @@ fn targets_of(asm: &assemble::Assembly, extra: &[(u32, String)]) -> Result<Vec<T
         out.push(Target {
             path,
             slot: *slot,
+            recovering: false,
             sb,
             bitmap,
         });
@@ -710,6 +725,30 @@ fn plan_continue(
             .notes
             .iter()
             .any(|n| n.contains("uncertain") || n.contains("undecid"));
+    // Members recovered along with the reshape (see `plan`): valid wherever the new geometry
+    // already lies, i.e. below the new rows of `start` (forwards). The run writes every new
+    // row from `start` on, on every member, so at the finish they are in sync.
+    let c_n = u64::from(new_geo.chunk_sectors());
+    for t in targets.iter().filter(|t| t.recovering) {
+        let valid = asm
+            .slots
+            .get(t.slot as usize)
+            .and_then(Option::as_ref)
+            .map_or(0, |m| m.valid_bytes);
+        let need = start / s_n * c_n * SECTOR_SIZE;
+        if rs.backwards || valid < need {
+            return Err(Error::Unsupported(format!(
+                "{} is being recovered (valid below {valid} bytes of its data area) but the \
+                 reshape's new geometry reaches {need} bytes on it: rebuild it first",
+                t.path.display()
+            )));
+        }
+        notes.push(format!(
+            "{}: recovered along with the reshape, as md does (valid below the checkpoint's new \
+             rows); in sync when it finishes",
+            t.path.display()
+        ));
+    }
     if undecided && !opts.force {
         return Err(Error::Unsupported(
             "the reader cannot decide some bytes near the reshape boundary (reported uncertain); \
@@ -768,10 +807,14 @@ fn finalise(sb: &mut SuperblockV1) {
         }
     }
     sb.reshape_position = 0;
+    // A member recovered along with the reshape (`Target::recovering`) now holds every new
+    // row: in sync. (A plain reshape refuses other recovering members.)
+    sb.recovery_offset = 0;
     for f in [
         FeatureMap::RESHAPE_ACTIVE,
         FeatureMap::NEW_OFFSET,
         FeatureMap::RESHAPE_BACKWARDS,
+        FeatureMap::RECOVERY_OFFSET,
     ] {
         sb.feature_map.set(f, false);
     }
@@ -828,6 +871,7 @@ fn finish_superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<O
             path: p.clone(),
             slot: u32::from(s.role().slot().unwrap_or(0)),
             bitmap: bitmap_of(p, s)?,
+            recovering: false,
             sb,
         });
     }
@@ -921,13 +965,22 @@ impl fmt::Display for Plan {
             human(self.old_size),
             human(self.new_size)
         )?;
-        writeln!(
-            f,
-            "  space: data moves {} sectors ({}) toward the start of every member (md's \
-             new_offset); no backup file needed",
-            -self.new_offset,
-            human(self.new_offset.unsigned_abs() * SECTOR_SIZE)
-        )?;
+        match (&self.journal, self.new_offset) {
+            (Some(j), _) => writeln!(
+                f,
+                "  space: in place (no room to move the data); the rows each batch overwrites \
+                 are first saved to the journal {}",
+                j.display()
+            )?,
+            (None, off) => writeln!(
+                f,
+                "  space: data moves {} sectors ({}) toward the {} of every member (md's \
+                 new_offset); no backup file needed",
+                off.unsigned_abs(),
+                human(off.unsigned_abs() * SECTOR_SIZE),
+                if off < 0 { "start" } else { "end" }
+            )?,
+        }
         for (i, m) in self.members.iter().enumerate() {
             writeln!(f, "  slot {i}: {m}")?;
         }
@@ -942,11 +995,22 @@ impl fmt::Display for Plan {
             )?;
             k += 1;
         }
-        writeln!(
-            f,
-            "   {k}. batches: read in the old geometry, write the new stripes below the old \
-             data still needed -- nothing (old copies stay intact until a checkpoint covers them)"
-        )?;
+        if self.journal.is_some() {
+            writeln!(
+                f,
+                "   {k}. batches: read in the old geometry; where the new rows overwrite old \
+                 rows still needed, save the batch to the journal (fdatasync) first, then write \
+                 the new stripes -- nothing (a restart writes the journal back)"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "   {k}. batches: read in the old geometry, write the new stripes {} the old \
+                 data still needed -- nothing (old copies stay intact until a checkpoint covers \
+                 them)",
+                if self.backwards { "above" } else { "below" }
+            )?;
+        }
         writeln!(
             f,
             "   {}. checkpoints: fdatasync data, then superblocks with reshape_position and \
@@ -976,6 +1040,8 @@ struct Engine {
     devs: Vec<Member>,
     events: u64,
     checkpoints: u64,
+    /// New stripe bytes and new chunk sectors: the device row of a checkpoint.
+    new_row: (u64, u64),
 }
 
 impl Engine {
@@ -1013,8 +1079,14 @@ impl Engine {
     fn checkpoint(&mut self, pos: u64) -> Result<()> {
         self.sync_all()?;
         self.events += 1;
+        let (s_n, c_n) = self.new_row;
         for t in &mut self.targets {
             t.sb.reshape_position = pos / SECTOR_SIZE;
+            if t.recovering {
+                // Valid (durable, above) up to the new rows of the checkpoint, as md records
+                // a member recovered along with its reshape.
+                t.sb.recovery_offset = pos / s_n * c_n;
+            }
         }
         self.write_superblocks()?;
         self.checkpoints += 1;
@@ -1042,6 +1114,10 @@ impl Plan {
             devs,
             events: self.events,
             checkpoints: 0,
+            new_row: (
+                stripe_bytes(&self.new_geo),
+                u64::from(self.new_geo.chunk_sectors()),
+            ),
         };
         if self.kind == Kind::FinishSuperblocks {
             eng.write_superblocks()?;

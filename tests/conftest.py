@@ -71,3 +71,26 @@ def md_copy(md_images: Callable[[str], MdImages], tmp_path: Path) -> Callable[[s
         return out
 
     return copy
+
+
+KERNEL_CASES = FIXTURES / "kernel"
+
+
+def kernel_case(tmp: Path, name: str) -> tuple[list[Path], Path | None, dict[str, Any]]:
+    """A kernel-written case of ``tests/fixtures/kernel`` (``tools/kernel_cases/make.py``)
+    decompressed into ``tmp``: the member images in order, mdadm's backup file when the case
+    has one, and the manifest."""
+    src = KERNEL_CASES / name
+    manifest: dict[str, Any] = json.loads((src / "manifest.json").read_text())
+    out = []
+    for f in sorted(src.glob("member-*.img.xz")):
+        p = tmp / f.name.removesuffix(".xz")
+        with lzma.open(f) as fin, p.open("wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        out.append(p)
+    backup = None
+    if (src / "md-reshape.backup.xz").exists():
+        backup = tmp / "md-reshape.backup"
+        with lzma.open(src / "md-reshape.backup.xz") as fin, backup.open("wb") as fout:
+            shutil.copyfileobj(fin, fout)
+    return out, backup, manifest

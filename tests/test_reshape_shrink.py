@@ -12,16 +12,13 @@ the bytes past the smaller array's size are discarded only then.
 from __future__ import annotations
 
 import hashlib
-import json
-import lzma
 import random
-import shutil
 from pathlib import Path
 
 import fastraid
 import pytest
+from conftest import kernel_case
 
-KERNEL = Path(__file__).parent / "fixtures" / "kernel"
 CHUNK = 64 * 1024
 
 
@@ -128,23 +125,6 @@ def test_cli_shrink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert_clean(paths[:3], 3)
 
 
-def kernel_case(tmp: Path, name: str) -> tuple[list[Path], Path | None, dict[str, object]]:
-    src = KERNEL / name
-    manifest = json.loads((src / "manifest.json").read_text())
-    out = []
-    for f in sorted(src.glob("member-*.img.xz")):
-        p = tmp / f.name.removesuffix(".xz")
-        with lzma.open(f) as fin, p.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        out.append(p)
-    backup = None
-    if (src / "md-reshape.backup.xz").exists():
-        backup = tmp / "md-reshape.backup"
-        with lzma.open(src / "md-reshape.backup.xz") as fin, backup.open("wb") as fout:
-            shutil.copyfileobj(fin, fout)
-    return out, backup, manifest
-
-
 @pytest.mark.parametrize(
     "name",
     [
@@ -156,6 +136,9 @@ def kernel_case(tmp: Path, name: str) -> tuple[list[Path], Path | None, dict[str
         "raid5-meta10-grow-3to4-backup-cut50",
         "raid5-chunk-64to128-cut20",
         "raid6-grow-5to6-cut50",
+        "raid5to6-backup-cut10",
+        "raid5to6-backup-cut45",
+        "raid5to6-backup-cut80",
     ],
 )
 def test_grow_continue_kernel_cases(tmp_path: Path, name: str) -> None:
@@ -168,7 +151,8 @@ def test_grow_continue_kernel_cases(tmp_path: Path, name: str) -> None:
         data = a.read(0, expected["length_bytes"])
     assert hashlib.sha256(data).hexdigest() == expected["sha256"]
     with fastraid.open(paths, readonly=True) as a:
-        assert a.state == "clean"
+        assert a.state == "clean" and not a.degraded
         assert a.raid_devices == n
         assert not any("reshape in progress" in x for x in a.detail()["notes"])
+        assert a.check().mismatch_cnt == 0
     assert not list(tmp_path.glob("*.journal"))

@@ -210,6 +210,7 @@ fn target(path: &Path, sb: SuperblockV1) -> Result<Target> {
         slot: u32::from(sb.role().slot().unwrap_or(u16::MAX)),
         sb,
         bitmap,
+        recovering: false,
     })
 }
 
@@ -984,6 +985,7 @@ impl LevelPlan {
                         devs,
                         events,
                         checkpoints: 0,
+                        new_row: (1, 0), // no checkpoints: superblocks only
                     };
                     eng.write_superblocks()?;
                 }
