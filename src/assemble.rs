@@ -743,19 +743,27 @@ pub fn assemble_with_backup<P: AsRef<Path>>(
                 r.position
             ));
             pinned = true;
-            if backup_file.is_none() {
-                // A journal whose header is being rewritten (cleared first, restored last)
-                // holds no batch in flight: the rows past the checkpoint are untouched.
-                match load_backup(&journal, &reference, &mut notes) {
-                    Ok(b) => journal_backup = b,
-                    Err(e) => notes.push(format!("{e}: the journal holds no rows in flight")),
-                }
+            // A journal whose header is being rewritten (cleared first, restored last)
+            // holds no batch in flight: the rows past the checkpoint are untouched.
+            match load_backup(&journal, &reference, &mut notes) {
+                Ok(b) => journal_backup = b,
+                Err(e) => notes.push(format!("{e}: the journal holds no rows in flight")),
+            }
+            // It supersedes a backup file given too: that is mdadm's, from the kernel's part
+            // of this reshape, and fastraid recorded a checkpoint past everything the kernel
+            // did before its journal existed (src/reshape.rs, `plan_continue`). Using the
+            // backup instead of the journal would read the batch in flight wrongly.
+            if let Some(p) = backup_file.filter(|p| *p != journal.as_path()) {
+                notes.push(format!(
+                    "{}: not used: fastraid's journal of this reshape supersedes it",
+                    p.display()
+                ));
             }
         }
     }
     let backup = match (backup_file, journal_backup) {
-        (Some(p), _) => load_backup(p, &reference, &mut notes)?,
-        (None, b) => b,
+        (Some(p), None) if !pinned => load_backup(p, &reference, &mut notes)?,
+        (_, b) => b,
     };
     Ok(Assembly {
         geometry,

@@ -704,12 +704,39 @@ fn plan_continue(
     )?)?;
     let boundary = rd.assembly().parts.first().map_or(0, |p| p.end);
     notes.extend(rd.assembly().notes.iter().skip(asm.notes.len()).cloned());
+    let undecided = !pinned
+        && rd
+            .assembly()
+            .notes
+            .iter()
+            .any(|n| n.contains("uncertain") || n.contains("undecid"));
     let start = if pinned {
         notes.push(
             "fastraid's journal of this in-place reshape is present: the checkpoint is trusted"
                 .into(),
         );
         ckpt
+    } else if journal.is_some() && !undecided {
+        // In place, the kernel's own reshape: it may have moved stripes past its on-disk
+        // checkpoint before the cut (raid5to6-backup-cut10: checkpoint 0, data in the new
+        // geometry up to 10223616 bytes), and their old rows are overwritten. Start at the
+        // boundary the reader found: `execute` rewrites [checkpoint, start) from the reader
+        // (backup file included) and records `start` before its journal exists, so after
+        // that, reading the old geometry from the checkpoint on (what a restart trusts) is
+        // true.
+        let b = if rs.backwards {
+            boundary.min(ckpt).div_ceil(s_n).saturating_mul(s_n)
+        } else {
+            boundary.max(ckpt) / s_n * s_n
+        };
+        if b != ckpt {
+            notes.push(format!(
+                "in place: the stripes between the checkpoint ({ckpt}) and the boundary found \
+                 by the reader ({b}) are rewritten from what the reader decided, and {b} is \
+                 recorded as the checkpoint, before the journal is used"
+            ));
+        }
+        b.min(new_size)
     } else if rs.backwards {
         boundary
             .max(ckpt)
@@ -719,15 +746,10 @@ fn plan_continue(
     } else {
         boundary.min(ckpt) / s_n * s_n
     };
-    let undecided = !pinned
-        && rd
-            .assembly()
-            .notes
-            .iter()
-            .any(|n| n.contains("uncertain") || n.contains("undecid"));
     // Members recovered along with the reshape (see `plan`): valid wherever the new geometry
-    // already lies, i.e. below the new rows of `start` (forwards). The run writes every new
-    // row from `start` on, on every member, so at the finish they are in sync.
+    // already lies, i.e. below the new rows of the checkpoint (forwards). The run writes
+    // every new row from the lower of the checkpoint and `start` on (`execute` rewrites
+    // [checkpoint, start) in place), on every member, so at the finish they are in sync.
     let c_n = u64::from(new_geo.chunk_sectors());
     for t in targets.iter().filter(|t| t.recovering) {
         let valid = asm
@@ -735,7 +757,7 @@ fn plan_continue(
             .get(t.slot as usize)
             .and_then(Option::as_ref)
             .map_or(0, |m| m.valid_bytes);
-        let need = start / s_n * c_n * SECTOR_SIZE;
+        let need = start.min(ckpt) / s_n * c_n * SECTOR_SIZE;
         if rs.backwards || valid < need {
             return Err(Error::Unsupported(format!(
                 "{} is being recovered (valid below {valid} bytes of its data area) but the \
@@ -1222,7 +1244,21 @@ impl Plan {
             ckpt = if back { n_end } else { 0 };
         } else if in_place && pos != ckpt {
             // In place the checkpoint must say exactly where the old geometry starts before
-            // the journal is used (the reader found the kernel's boundary elsewhere).
+            // the journal is used (the reader found the kernel's boundary elsewhere, see
+            // `plan_continue`). The stripes between the two are already in the new geometry
+            // (or in mdadm's backup file): write them out as the reader decided them, in
+            // new-geometry rows that hold no old data still needed (those lie past the
+            // boundary), fdatasync (in `checkpoint`), then record the boundary. A crash
+            // before that leaves the kernel's checkpoint and no journal: the next run decides
+            // the same way again.
+            let (lo, hi) = (pos.min(ckpt), pos.max(ckpt));
+            let step = self.opts.batch_bytes.max(s_n) / s_n * s_n;
+            let mut a = lo;
+            while a < hi {
+                let e = (a + step).min(hi);
+                w.write_range(&mut rd, self, &eng, a, e)?;
+                a = e;
+            }
             eng.checkpoint(pos)?;
             ckpt = pos;
         }
