@@ -6,45 +6,24 @@ fastraid assembles it in whatever state the kill left, holds the original conten
 end it has the new level, is clean, holds the original content, and scrubs with
 mismatch_cnt 0.
 
-At least 30 kills per run. ``FASTRAID_KILL_ROUNDS=N`` multiplies the work (long mode).
+Also md's own in-place reshapes cut by the kernel, continued by fastraid under the same
+kills. At least 50 kills per run. ``FASTRAID_KILL_ROUNDS=N`` multiplies the work (long mode).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import fastraid
 import pytest
 from conftest import kernel_case
+from killharness import SCALE, finished_superblocks_only, kill_rounds
 
 MEMBER = 4 << 20
 CHUNK = 64 * 1024
-SCALE = int(os.environ.get("FASTRAID_KILL_ROUNDS", "1"))
 KILLS_PER_SCENARIO = 10 * SCALE
-
-CHILD = """
-import json, sys, fastraid
-kw = json.loads(sys.argv[1])
-members = sys.argv[2:]
-print("go", flush=True)
-try:
-    plan = fastraid.plan_reshape(members, batch_bytes=64 * 1024, checkpoint_bytes=0,
-                                 speed_limit=16 << 20, **kw)
-except fastraid.InvalidArgumentError as e:
-    if "already has that geometry" in str(e):
-        sys.exit(0)
-    raise
-plan.execute()
-"""
 
 SCENARIOS = [
     # level, members, spares (added before), new members (given as paths), goal, result
@@ -74,47 +53,33 @@ def test_level_change_survives_sigkill(tmp_path: Path, scenario: tuple[object, .
             a.add(pristine / f"s{i}.img")
     names = [p.name for p in paths] + [f"s{i}.img" for i in range(spares)]
     names += [f"new{i}.img" for i in range(new)]
-    work = tmp_path / "work"
 
-    kills = rounds = 0
-    t0 = time.monotonic()
-    while kills < KILLS_PER_SCENARIO:
-        rounds += 1
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(pristine, work)
-        members = [str(work / m) for m in names]
-        while True:
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, json.dumps(kw), *members],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == b"go"
-            time.sleep(rng.uniform(0.0, 0.6))
-            if child.poll() is None:
-                child.send_signal(signal.SIGKILL)
-            _, err = child.communicate()
-            if child.returncode == 0:
-                break
-            assert child.returncode == -signal.SIGKILL, err.decode()[-3000:]
-            kills += 1
-            try:
-                kind = fastraid.plan_reshape(members, **kw).describe()["kind"]
-            except fastraid.InvalidArgumentError:
-                kind = "done"  # killed after the finish, before the child exited
-            if kind != "finish-superblocks":
-                present = [m for m in members if Path(m).exists()]
-                with fastraid.open(present, readonly=True) as a:
-                    assert a.read(0, len(want)) == want, f"round {rounds}: content lost"
+    def after_kill(members: list[str], rnd: int) -> None:
+        if not finished_superblocks_only(members, kw):
+            present = [m for m in members if Path(m).exists()]
+            with fastraid.open(present, readonly=True) as a:
+                assert a.read(0, len(want)) == want, f"round {rnd}: content lost"
+
+    def at_end(members: list[str], rnd: int) -> None:
         with fastraid.open(members, readonly=True) as a:
             assert (a.level, a.raid_devices, a.layout) == result, a.detail()
             assert a.state == "clean", a.detail()
             assert not any("reshape in progress" in note for note in a.detail()["notes"])
             assert a.size == len(want)
-            assert a.read(0, a.size) == want, f"round {rounds}: content differs"
+            assert a.read(0, a.size) == want, f"round {rnd}: content differs"
             assert a.check().mismatch_cnt == 0
-    print(f"{scenario}: {kills} kills over {rounds} rounds in {time.monotonic() - t0:.1f} s")
+
+    kill_rounds(
+        pristine,
+        names,
+        tmp_path / "work",
+        kw=kw,
+        kills=KILLS_PER_SCENARIO,
+        rng=rng,
+        after_kill=after_kill,
+        at_end=at_end,
+        max_delay=0.6,
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,40 +105,29 @@ def test_kernel_cut_reshape_continued_survives_sigkill(
     expected = manifest["expected"]
     n = expected["length_bytes"]
     names = [p.name for p in paths]
-    work = tmp_path / "work"
-    rng = random.Random(name)
-    kills = rounds = 0
-    while kills < KILLS_PER_SCENARIO:
-        rounds += 1
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(pristine, work)
-        members = [str(work / m) for m in names]
-        kw = {"continue_only": True, "backup_file": backup and str(work / backup.name)}
-        while True:
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, json.dumps(kw), *members],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == b"go"
-            time.sleep(rng.uniform(0.0, 0.8))
-            if child.poll() is None:
-                child.send_signal(signal.SIGKILL)
-            _, err = child.communicate()
-            if child.returncode == 0:
-                break
-            if b"nothing to continue" in err:
-                break  # killed after the finish, before the child exited
-            assert child.returncode == -signal.SIGKILL, err.decode()[-3000:]
-            kills += 1
-            with fastraid.open(members, readonly=True, backup_file=kw["backup_file"]) as a:
-                got = hashlib.sha256(a.read(0, n)).hexdigest()
-                assert got == expected["sha256"], f"round {rounds}: content lost"
+    kw = {"continue_only": True, "backup_file": backup and str(tmp_path / "work" / backup.name)}
+
+    def after_kill(members: list[str], rnd: int) -> None:
+        with fastraid.open(members, readonly=True, backup_file=kw["backup_file"]) as a:
+            got = hashlib.sha256(a.read(0, n)).hexdigest()
+            assert got == expected["sha256"], f"round {rnd}: content lost"
+
+    def at_end(members: list[str], rnd: int) -> None:
         with fastraid.open(members, readonly=True) as a:
             assert (a.level, a.raid_devices, a.layout) == result, a.detail()
             assert a.state == "clean" and not a.degraded, a.detail()
             assert not any("reshape in progress" in note for note in a.detail()["notes"])
             assert hashlib.sha256(a.read(0, n)).hexdigest() == expected["sha256"]
             assert a.check().mismatch_cnt == 0
-    print(f"{name}: {kills} kills over {rounds} rounds")
+
+    kill_rounds(
+        pristine,
+        names,
+        tmp_path / "work",
+        kw=kw,
+        kills=KILLS_PER_SCENARIO,
+        rng=random.Random(name),
+        after_kill=after_kill,
+        at_end=at_end,
+        max_delay=0.8,
+    )
