@@ -450,7 +450,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             if not image.exists():
                 raise InvalidArgumentError(f"{image}: checkpoint found but the image is gone")
             start = int(state["done"])
-            ranges = list(state["ranges"])
+            # (an older checkpoint may list rebuilt ranges too: they are exact)
+            ranges = [r for r in state["ranges"] if r["kind"] in ("uncertain", "unreadable")]
             totals = dict(state["totals"])
         elif image.exists() and not args.overwrite:
             hint = " (use --resume to continue it)" if ckpt.exists() else ""
@@ -491,7 +492,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
                     array.readinto(done, view, strict=False)
                     for r in array.trust_map():
                         totals[r["kind"]] += r["length"]
-                        if r["kind"] != "clean":
+                        # Only the bytes that are not exact are listed; rebuilt ones are
+                        # exact and only counted (a degraded array rebuilds a chunk in
+                        # every stripe: listing them made each checkpoint grow with the
+                        # array's size).
+                        if r["kind"] in ("uncertain", "unreadable"):
                             _merge_range(ranges, r)
                     _pwrite_all(fd, view, done)
                     _start_writeback(fd, done, n)
@@ -520,7 +525,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         finally:
             os.close(fd)
     ckpt.unlink(missing_ok=True)
-    bad = [r for r in ranges if r["kind"] in ("unreadable", "uncertain")]
+    bad = bool(ranges)
     code = EXIT_INCOMPLETE if bad else 0
     summary = {
         "event": "done",
