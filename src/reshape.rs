@@ -81,6 +81,9 @@ use crate::parity::{self, Options};
 
 // Level changes (takeovers around this engine): src/reshape/level.rs.
 mod level;
+// Turning an interrupted reshape around (`grow --continue --revert`): src/reshape/revert.rs.
+mod revert;
+pub use revert::RevertStep;
 
 /// Default bytes of new-geometry data per batch.
 pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
@@ -113,6 +116,9 @@ pub struct ReshapeOptions {
     /// Shrinking: the array bytes the caller keeps (mdadm's `--array-size`, in bytes). A
     /// shrink is refused without it, and when it exceeds what the smaller array holds.
     pub array_size: Option<u64>,
+    /// Turn the reshape in progress around and run it back to the geometry it started
+    /// from (`grow --continue --revert`, src/reshape/revert.rs).
+    pub revert: bool,
 }
 
 impl Default for ReshapeOptions {
@@ -130,6 +136,7 @@ impl Default for ReshapeOptions {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             speed_limit: None,
             array_size: None,
+            revert: false,
         }
     }
 }
@@ -163,6 +170,8 @@ pub enum Kind {
     Start,
     Continue,
     FinishSuperblocks,
+    /// Go back to the geometry the reshape in progress started from (src/reshape/revert.rs).
+    Revert(RevertStep),
 }
 
 /// One member whose superblock this reshape writes.
@@ -326,6 +335,9 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
     let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
     if let Some(p) = finish_superblocks_plan(&paths, opts)? {
         return Ok(p);
+    }
+    if let Some(p) = revert::plan(&paths, opts)? {
+        return Ok(p); // a revert, or a turn-around a crash left half-written
     }
     if let Some(p) = level::plan(&paths, opts)? {
         return Ok(p); // a level change (src/reshape/level.rs)
@@ -956,6 +968,7 @@ impl fmt::Display for Plan {
                 }
                 return Ok(());
             }
+            Kind::Revert(_) => return revert::describe(self, f),
             Kind::Start => writeln!(
                 f,
                 "reshape {} array {}",
@@ -1125,6 +1138,9 @@ impl Plan {
     ) -> Result<Report> {
         if let Some(l) = &self.level_change {
             return l.execute(self, progress); // src/reshape/level.rs
+        }
+        if let Kind::Revert(_) = self.kind {
+            return revert::execute(self, progress); // src/reshape/revert.rs
         }
         let t0 = Instant::now();
         let mut devs = Vec::new();

@@ -159,4 +159,5 @@ def plan_reshape(
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
     array_size: int | None = None,
+    revert: bool = False,
 ) -> ReshapePlan: ...

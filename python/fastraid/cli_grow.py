@@ -2,6 +2,7 @@
 
     fastraid grow a.img b.img c.img --add d.img --raid-devices 4   # 3 -> 4 members
     fastraid grow a.img b.img c.img d.img --continue                # finish an interrupted one
+    fastraid grow a.img b.img c.img d.img --continue --revert       # ... or go back instead
 
 It prints the plan (steps, space needed, what a power cut at each step would lose) and asks
 unless ``--yes``; ``--dry-run`` only prints it. Progress is a bar on a terminal (rich), JSON
@@ -41,6 +42,11 @@ def register(subparsers: Any) -> None:
         help="shrinking: the array bytes kept (at most what the fewer members hold)",
     )
     p.add_argument("--continue", dest="cont", action="store_true", help="finish a reshape")
+    p.add_argument(
+        "--revert",
+        action="store_true",
+        help="turn an interrupted reshape around: back to the geometry it started from",
+    )
     p.add_argument("--backup-file", help="mdadm's backup file of an interrupted in-place reshape")
     p.add_argument("--force", action="store_true", help="go on over uncertain bytes")
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
@@ -55,13 +61,18 @@ def register(subparsers: Any) -> None:
 
 
 def _resume_command(args: argparse.Namespace) -> str:
-    return shlex.join(["fastraid", "grow", *args.members, *args.add, "--continue", "--yes"])
+    # A revert resumes with --revert too: after the turn-around it goes on with it.
+    flags = ["--continue", "--revert"] if args.revert else ["--continue"]
+    return shlex.join(["fastraid", "grow", *args.members, *args.add, *flags, "--yes"])
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``grow``; returns the exit status."""
     out, err = sys.stdout, sys.stderr
     members = list(args.members)
+    if args.revert and (args.add or args.raid_devices or args.level or args.chunk or args.layout):
+        err.write("fastraid grow: --revert goes back to the old geometry: give no new one\n")
+        return 1
     if args.add and not args.dry_run:
         from .array import open as open_array
 
@@ -84,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
             level=args.level,
             chunk=args.chunk,
             layout=args.layout,
-            continue_only=args.cont,
+            continue_only=args.cont or args.revert,
+            revert=args.revert,
             force=args.force,
             backup_file=args.backup_file,
             speed_limit=args.speed_limit,
@@ -110,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         out.write(json.dumps(report) + "\n")
     elif not args.quiet:
         out.write(
-            f"reshaped: {report['bytes_written'] >> 20} MiB written in "
+            f"{'reverted' if args.revert else 'reshaped'}: "
+            f"{report['bytes_written'] >> 20} MiB written in "
             f"{report['seconds']:.1f} s; array size {report['size']} bytes\n"
         )
     return 0

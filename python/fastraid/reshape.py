@@ -9,6 +9,10 @@ runs, the superblocks describe the reshape exactly as md does (``reshape_positio
 after the data below it is durable), so a reshape stopped anywhere, even by kill -9 or a
 power cut, is finished by running it again or by the Linux kernel itself.
 
+``revert=True`` goes back instead: the reshape in progress is turned around in the
+superblocks (md's ``--update=revert-reshape``) and run back, so the array ends in the
+geometry it started from (``src/reshape/revert.rs``).
+
 The work is in the Rust core (``src/reshape.rs``); ``plan_reshape`` reads only and says what
 would be done (``str(plan)``: the steps, the space needed and what a power cut at each step
 would lose).
@@ -54,6 +58,7 @@ def plan_reshape(
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
     array_size: int | None = None,
+    revert: bool = False,
 ) -> _core.ReshapePlan:
     """Decide what a reshape would do, without writing anything.
 
@@ -73,6 +78,9 @@ def plan_reshape(
         the parity), raid4/raid5 parity-last without its parity member -> raid0. Run again
         after an interruption to finish it.
     :param continue_only: only finish a reshape in progress (``grow --continue``).
+    :param revert: go back instead (``grow --continue --revert``): turn the reshape in
+        progress around and run it back to the geometry it started from (see
+        :func:`grow_continue`). No geometry argument may be given with it.
     :param force: go on where bytes next to an interrupted reshape's boundary cannot be
         decided (reported uncertain by the reader).
     :param backup_file: mdadm's backup file of an interrupted in-place reshape (read where
@@ -95,6 +103,7 @@ def plan_reshape(
         batch_bytes=batch_bytes,
         checkpoint_bytes=checkpoint_bytes,
         array_size=array_size,
+        revert=revert,
     )
 
 
@@ -141,13 +150,24 @@ def grow_continue(
     speed_limit: int | None = None,
     batch_bytes: int | None = None,
     checkpoint_bytes: int | None = None,
+    revert: bool = False,
 ) -> dict[str, Any]:
     """Finish the reshape that md (or fastraid) left interrupted on ``members``
     (``mdadm --grow --continue``); afterwards the array is in the new geometry, clean.
 
+    With ``revert=True`` the array goes back to the geometry the reshape started from
+    instead: the reshape is advanced to a stripe boundary of both geometries where needed,
+    turned around in every superblock (md's revert-reshape) and run back; members a grow
+    added become spares, members a shrink was removing are members again (the bytes past
+    what the shrink kept read as zeros). Crash-safe at every step: run the same call again
+    (or, once the reshape is turned around, a plain ``grow_continue`` or the kernel) to
+    finish it. A reshape that has moved nothing yet is simply cancelled.
+
     :raises InvalidArgumentError: no reshape is in progress.
     :raises NotSupportedError: a kind of reshape fastraid does not finish (see
-        :func:`plan_reshape`), or bytes near the boundary are uncertain and not ``force``.
+        :func:`plan_reshape`), or bytes near the boundary are uncertain and not ``force``;
+        with ``revert``, also a reshape that cannot be turned around safely (too little
+        free space to move the data back, too close to its end): the message says why.
     """
     plan = plan_reshape(
         members,
@@ -157,6 +177,7 @@ def grow_continue(
         speed_limit=speed_limit,
         batch_bytes=batch_bytes,
         checkpoint_bytes=checkpoint_bytes,
+        revert=revert,
     )
     return plan.execute(progress)
 

@@ -13,7 +13,7 @@ use super::errors::{invalid, to_py};
 use super::progress::detach_with_progress;
 use crate::layout::{Layout, Level};
 use crate::md::format_uuid;
-use crate::reshape::{self, Kind, Plan, ReshapeOptions};
+use crate::reshape::{self, Kind, Plan, ReshapeOptions, RevertStep};
 
 /// A planned reshape; `str()` lists its steps, `execute()` does it (once).
 #[pyclass(frozen, name = "ReshapePlan", module = "fastraid._core")]
@@ -27,6 +27,8 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Start => "start",
         Kind::Continue => "continue",
         Kind::FinishSuperblocks => "finish-superblocks",
+        Kind::Revert(RevertStep::Superblocks) => "revert-superblocks",
+        Kind::Revert(_) => "revert",
     }
 }
 
@@ -67,6 +69,9 @@ impl ReshapePlan {
         d.set_item("events", p.events)?;
         d.set_item("members", PyList::new(py, &p.members)?)?;
         d.set_item("notes", PyList::new(py, &p.notes)?)?;
+        if let Kind::Revert(step) = p.kind {
+            d.set_item("revert_step", step.name())?;
+        }
         Ok(d)
     }
 
@@ -111,9 +116,10 @@ fn positive(py: Python<'_>, name: &str, v: Option<i64>, zero_ok: bool) -> PyResu
 }
 
 /// Plan a reshape of the md array whose members are `members` (reads only). With no
-/// geometry argument, a reshape in progress is continued.
+/// geometry argument, a reshape in progress is continued; with `revert`, turned around and
+/// run back to the geometry it started from.
 #[pyfunction]
-#[pyo3(signature = (members, *, raid_devices = None, level = None, chunk = None, layout = None, continue_only = false, force = false, backup_file = None, speed_limit = None, batch_bytes = None, checkpoint_bytes = None, array_size = None))]
+#[pyo3(signature = (members, *, raid_devices = None, level = None, chunk = None, layout = None, continue_only = false, force = false, backup_file = None, speed_limit = None, batch_bytes = None, checkpoint_bytes = None, array_size = None, revert = false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn plan_reshape(
     py: Python<'_>,
@@ -129,9 +135,11 @@ pub(crate) fn plan_reshape(
     batch_bytes: Option<i64>,
     checkpoint_bytes: Option<i64>,
     array_size: Option<i64>,
+    revert: bool,
 ) -> PyResult<ReshapePlan> {
     let mut o = ReshapeOptions {
-        continue_only,
+        continue_only: continue_only || revert,
+        revert,
         force,
         backup_file,
         ..ReshapeOptions::default()
