@@ -32,6 +32,8 @@
 //! new geometry and records the checkpoint past it (as mdadm restores its backup), then
 //! trusts the checkpoint. The journal is removed at the finish. Level changes are
 //! `level.rs`'s; degraded arrays and metadata 0.90 are refused with [`Error::Unsupported`].
+//! Going back instead ([`ReshapeOptions::revert`]: turn the reshape around and run it
+//! back) is `revert.rs`'s.
 //!
 //! # On-disk states (what a power cut leaves)
 //!

@@ -689,10 +689,20 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
              geometry with it"
         ));
     }
-    let Some(c) = current(paths, opts)? else {
-        return Err(invalid!(
-            "no reshape is in progress on this array: nothing to revert"
-        ));
+    let c = match current(paths, opts) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(invalid!(
+                "no reshape is in progress on this array: nothing to revert"
+            ))
+        }
+        // What the engine cannot continue it cannot run back either.
+        Err(Error::Unsupported(m)) => {
+            return Err(Error::Unsupported(format!(
+                "cannot revert this reshape: {m}"
+            )))
+        }
+        Err(e) => return Err(e),
     };
     if c.plan.kind != Kind::Continue {
         return Err(Error::Unsupported(
