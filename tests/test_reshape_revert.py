@@ -165,6 +165,49 @@ def test_revert_fastraid_reshape(
     assert_reverted(paths, n, data[:keep], geometry)
 
 
+def test_revert_the_reshape_of_a_level_change(tmp_path: Path) -> None:
+    """RAID-6 -> RAID-5 reshapes to the "-6" layout before its takeover: reverted, the array
+    is the RAID-6 it was. RAID-5 -> RAID-6 ends with a reshape from the "-6" layout: reverted,
+    it is a RAID-6 in that layout (the takeover is no reshape; the plan says how to go back
+    to RAID-5, and that works). Stopped in its recovery of Q, there is nothing to revert."""
+    paths, data, _ = make(tmp_path, "raid6", 5, {})
+    with pytest.raises(Stop):
+        fastraid.plan_reshape(paths, level="raid5", batch_bytes=64 * 1024).execute(stop_at(0.5))
+    fastraid.grow_continue(paths, revert=True)
+    assert_reverted(paths, 5, data, ("left-symmetric", CHUNK))
+
+    five = tmp_path / "five"
+    five.mkdir()
+    paths, data, _ = make(five, "raid5", 4, {"raid_devices": 5})
+    steps = {"last": -1, "n": 0}
+
+    def in_the_reshape(done: int, total: int, rate: float) -> None:
+        steps["n"] += done < steps["last"]  # the recovery of Q, then the reshape
+        steps["last"] = done
+        if steps["n"] and done >= total // 2:
+            raise Stop
+
+    plan = fastraid.plan_reshape(paths, level="raid6", batch_bytes=64 * 1024)
+    with pytest.raises(Stop):
+        plan.execute(in_the_reshape)
+    plan = fastraid.plan_reshape(paths, revert=True)
+    assert any("RAID-5 -> RAID-6" in n for n in plan.describe()["notes"]), str(plan)
+    plan.execute()
+    with fastraid.open(paths, readonly=True) as a:
+        assert (a.level, a.layout, a.raid_devices) == ("raid6", "left-symmetric-6", 5)
+        assert a.read(0, len(data)) == data and a.check().mismatch_cnt == 0
+    fastraid.plan_reshape(paths, level="raid5").execute()
+    assert_reverted(paths[:4], 4, data, ("left-symmetric", CHUNK))
+
+    rec = tmp_path / "recovering"
+    rec.mkdir()
+    paths, data, _ = make(rec, "raid5", 4, {"raid_devices": 5})
+    with pytest.raises(Stop):
+        fastraid.plan_reshape(paths, level="raid6", batch_bytes=64 * 1024).execute(stop_at(0.5))
+    with pytest.raises(fastraid.InvalidArgumentError, match="a recovery is"):
+        fastraid.plan_reshape(paths, revert=True)
+
+
 def test_plain_continue_finishes_a_turned_revert(tmp_path: Path) -> None:
     """After the turn, the reverse is an ordinary reshape in progress: ``--continue`` (no
     --revert) finishes it, and --revert goes on with it rather than turning it back."""

@@ -72,7 +72,15 @@
 //! with a reshape from the "-6" layout) is reverted to the layout it started from, at the
 //! level it has (the takeover stays; `grow --level` changes the level back). What the
 //! engine does not continue (degraded arrays, metadata 0.90, mdadm in-place reshapes it
-//! cannot read) it does not revert either, with the same message.
+//! cannot read) it does not revert either, with the same message. A reshape stopped in a
+//! level change's takeover or recovery is no reshape: nothing to revert.
+//!
+//! The kernel takes over a reverse reshape from any of the engine's checkpoints when both
+//! chunks are the same. It checks `reshape_position` against the *larger* chunk (raid5.c,
+//! since Linux 4.3), while the engine records checkpoints on the new geometry's stripes:
+//! reverting a chunk *increase* runs a chunk decrease, whose checkpoints between two
+//! common boundaries the kernel refuses (as it refuses those of fastraid's own chunk
+//! decreases); fastraid finishes them.
 
 use std::fmt;
 use std::io::Write;
@@ -689,13 +697,33 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
              geometry with it"
         ));
     }
+    let sbs: Vec<SuperblockV1> = paths
+        .iter()
+        .filter_map(|p| read_sb(p).ok().flatten())
+        .collect();
+    let nothing = || {
+        let recovering = sbs
+            .iter()
+            .any(|s| s.feature_map.contains(FeatureMap::RECOVERY_OFFSET));
+        invalid!(
+            "no reshape is in progress on this array: nothing to revert{}",
+            if recovering {
+                " (a recovery is: a level change stopped while it computes its new parity \
+                 member is finished by running it again, `fastraid grow --level`)"
+            } else {
+                ""
+            }
+        )
+    };
+    if !sbs
+        .iter()
+        .any(|s| s.feature_map.contains(FeatureMap::RESHAPE_ACTIVE))
+    {
+        return Err(nothing());
+    }
     let c = match current(paths, opts) {
         Ok(Some(c)) => c,
-        Ok(None) => {
-            return Err(invalid!(
-                "no reshape is in progress on this array: nothing to revert"
-            ))
-        }
+        Ok(None) => return Err(nothing()),
         // What the engine cannot continue it cannot run back either.
         Err(Error::Unsupported(m)) => {
             return Err(Error::Unsupported(format!(
