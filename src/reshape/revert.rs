@@ -403,8 +403,16 @@ fn decide(c: &Current) -> Result<Action> {
         // checkpoint `ck` uses (the new data lies `off` below, off < 0).
         let fits = |ck: u64, at: u64| at >= g.unit && off + brow_ceil(ck) <= arow(at - g.unit);
         let mut t = need.div_ceil(l).saturating_mul(l);
+        let room = in_place || fits(t, t);
         while !in_place && t < a_size && !fits(t, t) {
-            t = t.saturating_add(l);
+            t = t.saturating_add(l); // a grow: the room grows as the reshape goes on
+        }
+        if !room && t >= a_size && a_size >= n_end {
+            return unsupported(format!(
+                "the old geometry's rows below the checkpoint still hold data of the new one \
+                 ({} sectors of free space between them): the reshape cannot be turned around",
+                off.unsigned_abs()
+            ));
         }
         let (checkpoint, at) = if t >= a_size {
             // A grow that has moved all the old geometry holds: turn it at that size.
