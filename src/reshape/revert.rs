@@ -116,6 +116,9 @@ pub enum RevertStep {
     /// A crash left some superblocks turned around (or cancelled) and some not: complete
     /// them (the members listed), then run the reshape back.
     Superblocks,
+    /// The revert had finished, but a crash left its marker (and the in-place journal)
+    /// beside the first member: remove them (the files listed).
+    CleanUp,
 }
 
 impl RevertStep {
@@ -126,6 +129,7 @@ impl RevertStep {
             RevertStep::Cancel => "cancel",
             RevertStep::Resume => "resume",
             RevertStep::Superblocks => "superblocks",
+            RevertStep::CleanUp => "clean-up",
         }
     }
 }
@@ -192,7 +196,6 @@ struct HalfTurn {
     /// The lagging members with their superblocks completed.
     targets: Vec<Target>,
     events: u64,
-    uuid: [u8; 16],
     cancelled: bool,
 }
 
@@ -235,12 +238,12 @@ fn half_turn(paths: &[PathBuf]) -> Result<Option<HalfTurn>> {
             slot: u32::from(s.role().slot().unwrap_or(0)),
             bitmap: bitmap_of(p, s)?,
             sb,
+            recovering: false, // a revert refuses those (`decide`)
         });
     }
     Ok((!targets.is_empty()).then_some(HalfTurn {
         targets,
         events: max,
-        uuid: fresh.set_uuid,
         cancelled,
     }))
 }
@@ -376,6 +379,14 @@ enum Action {
 /// Decide how to go back (reads nothing; refuses what cannot be reverted safely).
 fn decide(c: &Current) -> Result<Action> {
     let p = &c.plan;
+    if let Some(t) = p.targets.iter().find(|t| t.recovering) {
+        return unsupported(format!(
+            "{} is being recovered along with this reshape (md's RAID-5 -> RAID-6): it is \
+             valid only where the new geometry lies, and running such a reshape back is not \
+             supported",
+            t.path.display()
+        ));
+    }
     let g = geo(p);
     let fwd = !p.backwards;
     let in_place = p.new_offset == 0;
@@ -669,14 +680,23 @@ fn write_marker(path: &Path, text: &str) -> Result<()> {
     sync_dir(path)
 }
 
-/// Remove the marker and an in-place journal that no reshape uses any more.
-fn clean_up(paths: &[PathBuf], uuid: &[u8; 16]) -> Result<()> {
+/// The marker and fastraid's in-place journal of the array, where they exist.
+fn leftovers(paths: &[PathBuf], uuid: &[u8; 16]) -> Vec<PathBuf> {
     let j = journal_path(paths, uuid);
-    let mut files = vec![marker_path(paths, uuid)];
+    let m = marker_path(paths, uuid);
+    let mut files = Vec::new();
+    if m.exists() {
+        files.push(m);
+    }
     if Journal::is_ours(&j, uuid) {
         files.push(j);
     }
-    for f in files {
+    files
+}
+
+/// Remove the marker and an in-place journal that no reshape uses any more.
+fn clean_up(paths: &[PathBuf], uuid: &[u8; 16]) -> Result<()> {
+    for f in leftovers(paths, uuid) {
         match std::fs::remove_file(&f) {
             Ok(()) => sync_dir(&f)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -710,12 +730,13 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
         .filter_map(|p| read_sb(p).ok().flatten())
         .collect();
     let nothing = || {
-        let recovering = sbs
-            .iter()
-            .any(|s| s.feature_map.contains(FeatureMap::RECOVERY_OFFSET));
+        let has = |f| sbs.iter().any(|s| s.feature_map.contains(f));
         invalid!(
             "no reshape is in progress on this array: nothing to revert{}",
-            if recovering {
+            if has(FeatureMap::RESHAPE_ACTIVE) {
+                " (the reshape has finished, but a crash left some superblocks behind: \
+                 `fastraid grow --continue` completes them)"
+            } else if has(FeatureMap::RECOVERY_OFFSET) {
                 " (a recovery is: a level change stopped while it computes its new parity \
                  member is finished by running it again, `fastraid grow --level`)"
             } else {
@@ -723,10 +744,22 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
             }
         )
     };
-    if !sbs
+    let fresh = sbs
         .iter()
-        .any(|s| s.feature_map.contains(FeatureMap::RESHAPE_ACTIVE))
-    {
+        .filter(|s| s.role().slot().is_some())
+        .max_by_key(|s| s.events);
+    if !fresh.is_some_and(|s| s.feature_map.contains(FeatureMap::RESHAPE_ACTIVE)) {
+        // Files a finished revert could not remove before a crash (or the kernel finished it).
+        if let Some(sb) = fresh {
+            let left = leftovers(paths, &sb.set_uuid);
+            if !left.is_empty() {
+                let names = left.iter().map(|f| f.display().to_string()).collect();
+                let note = "no reshape is in progress: the revert had finished; the files it \
+                            left beside the first member are removed"
+                    .to_string();
+                return plan_of(paths, opts, RevertStep::CleanUp, sb, names, note).map(Some);
+            }
+        }
         return Err(nothing());
     }
     let c = match current(paths, opts) {
@@ -798,9 +831,37 @@ fn notes(c: &Current, notes: &mut Vec<String>) {
 }
 
 fn superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions, h: HalfTurn) -> Result<Plan> {
-    let sb = &h.targets[0].sb;
+    let note = format!(
+        "a crash interrupted the {} of this reshape between two superblock writes: {} member \
+         superblock(s) are completed first",
+        if h.cancelled { "cancel" } else { "turn-around" },
+        h.targets.len()
+    );
+    let sb = h.targets[0].sb.clone();
+    let members = h
+        .targets
+        .iter()
+        .map(|t| t.path.display().to_string())
+        .collect();
+    let mut p = plan_of(paths, opts, RevertStep::Superblocks, &sb, members, note)?;
+    p.events = h.events;
+    p.targets = h.targets;
+    Ok(p)
+}
+
+/// A plan described by one superblock (the half-written or finished state it shows); from
+/// its reshape's old geometry to its new one.
+fn plan_of(
+    paths: &[PathBuf],
+    opts: &ReshapeOptions,
+    step: RevertStep,
+    sb: &SuperblockV1,
+    members: Vec<String>,
+    note: String,
+) -> Result<Plan> {
     let level = Level::from_md(sb.level).map_err(|e| invalid!("{e}"))?;
     let layout = |l| Layout::from_md(level, l).map_err(|e| invalid!("layout: {e}"));
+    let active = sb.feature_map.contains(FeatureMap::RESHAPE_ACTIVE);
     let old_disks = u32::try_from(i64::from(sb.raid_disks) - i64::from(sb.delta_disks))
         .map_err(|_| invalid!("raid_disks"))?;
     let g = super::geometry(
@@ -811,51 +872,30 @@ fn superblocks_plan(paths: &[PathBuf], opts: &ReshapeOptions, h: HalfTurn) -> Re
         sb.size,
     )?;
     Ok(Plan {
-        kind: Kind::Revert(RevertStep::Superblocks),
-        uuid: h.uuid,
+        kind: Kind::Revert(step),
+        uuid: sb.set_uuid,
         level,
-        old_disks: if h.cancelled {
-            sb.raid_disks
-        } else {
-            old_disks
-        },
+        old_disks: if active { old_disks } else { sb.raid_disks },
         new_disks: sb.raid_disks,
-        old_layout: layout(if h.cancelled {
-            sb.layout
-        } else {
-            sb.new_layout
-        })?,
+        old_layout: layout(if active { sb.new_layout } else { sb.layout })?,
         new_layout: layout(sb.layout)?,
-        old_chunk_bytes: u64::from(if h.cancelled {
-            sb.chunksize
-        } else {
-            sb.new_chunk
-        }) * SECTOR_SIZE,
+        old_chunk_bytes: u64::from(if active { sb.new_chunk } else { sb.chunksize }) * SECTOR_SIZE,
         new_chunk_bytes: u64::from(sb.chunksize) * SECTOR_SIZE,
         new_offset: i64::from(sb.new_offset),
         start: sb.reshape_position * SECTOR_SIZE,
         checkpoint: sb.reshape_position * SECTOR_SIZE,
         old_size: g.array_bytes(),
         new_size: g.array_bytes(),
-        events: h.events,
-        members: h
-            .targets
-            .iter()
-            .map(|t| t.path.display().to_string())
-            .collect(),
-        notes: vec![format!(
-            "a crash interrupted the {} of this reshape between two superblock writes: {} \
-             member superblock(s) are completed first",
-            if h.cancelled { "cancel" } else { "turn-around" },
-            h.targets.len()
-        )],
+        events: sb.events,
+        members,
+        notes: vec![note],
         backwards: false,
         journal: None,
         pinned: false,
         level_change: None,
         old_geo: g.clone(),
         new_geo: g,
-        targets: h.targets,
+        targets: Vec::new(),
         paths: paths.to_vec(),
         opts: opts.clone(),
     })
@@ -877,6 +917,17 @@ pub(super) fn describe(p: &Plan, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         r
     };
     match step {
+        RevertStep::CleanUp => {
+            writeln!(
+                f,
+                "the revert of {} array {uuid} had finished",
+                p.level.name()
+            )?;
+            writeln!(f, "  steps (and what a power cut at each loses):")?;
+            for m in &p.members {
+                step_line(f, &format!("remove {m}"), "nothing (no reshape uses it)")?;
+            }
+        }
         RevertStep::Superblocks => {
             writeln!(
                 f,
@@ -1038,6 +1089,7 @@ fn write_superblocks(targets: Vec<Target>, events: u64) -> Result<()> {
         devs,
         events,
         checkpoints: 0,
+        new_row: (1, 0), // no checkpoint is recorded through this engine
     };
     eng.write_superblocks()
 }
@@ -1115,6 +1167,10 @@ fn write_back(rev: &Plan, a: u64, e: u64) -> Result<()> {
         targets: rev.targets.clone(),
         events: rev.events,
         checkpoints: 0,
+        new_row: (
+            stripe_bytes(&rev.new_geo),
+            u64::from(rev.new_geo.chunk_sectors()),
+        ),
     };
     let mut w = Writer::new(rev, &eng)?;
     w.read(&mut rd, rev, a, e)?;
