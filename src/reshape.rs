@@ -1176,7 +1176,7 @@ impl Plan {
         };
         let mut journal = match &self.journal {
             Some(p) if self.pinned && self.kind == Kind::Continue => {
-                Some(Journal::open(p, self.uuid)?)
+                Some(Journal::open(p, self.uuid, false)?)
             }
             _ => None,
         };
@@ -1216,7 +1216,10 @@ impl Plan {
         let in_place = self.new_offset == 0;
         if self.kind == Kind::Start {
             if let Some(p) = &self.journal {
-                journal = Some(Journal::open(p, self.uuid)?);
+                // Blank first, before the superblocks say "reshape": a journal left by an
+                // earlier reshape of this array (a crash between its finish and the
+                // journal's removal) must not be replayed into this one.
+                journal = Some(Journal::open(p, self.uuid, true)?);
             }
             // Step 1: the first unit in free space (not in place), then the superblocks.
             let first = unit + s_n;
@@ -1282,7 +1285,7 @@ impl Plan {
         }
         if journal.is_none() {
             if let Some(p) = &self.journal {
-                journal = Some(Journal::open(p, self.uuid)?);
+                journal = Some(Journal::open(p, self.uuid, false)?);
             }
         }
         let o = &self.opts;
@@ -1676,7 +1679,9 @@ impl Journal {
         f.read_exact_at(&mut h, 0).is_ok() && &h[100..116] == JOURNAL_MARK && h[116..132] == *uuid
     }
 
-    fn open(path: &Path, uuid: [u8; 16]) -> Result<Journal> {
+    /// Open (or create) the journal; a new one, one of another array, or any with `reset`
+    /// gets a blank header (fastraid's mark, no rows in flight), durably.
+    fn open(path: &Path, uuid: [u8; 16], reset: bool) -> Result<Journal> {
         use std::os::unix::fs::FileExt;
         let fresh = !path.exists();
         let file = std::fs::OpenOptions::new()
@@ -1690,7 +1695,7 @@ impl Journal {
             path: path.to_path_buf(),
             file,
         };
-        if fresh || !Journal::is_ours(path, &uuid) {
+        if reset || fresh || !Journal::is_ours(path, &uuid) {
             let mut h = [0u8; 512];
             h[100..116].copy_from_slice(JOURNAL_MARK);
             h[116..132].copy_from_slice(&uuid);
