@@ -300,20 +300,43 @@ def test_read_without_each_pair(name: str, kernel_case: Callable[[str], KernelCa
 
 
 def _raid10_2copy(manifest: dict[str, Any]) -> bool:
-    """RAID-10 with two copies and one near copy (f2, o2): md keeps running while no two
-    members with adjacent roles are missing (raid10.c ``_enough``: each window of
-    ``copies`` consecutive roles must keep one)."""
-    lay = manifest.get("created_by", {}).get("guest_variables", {}).get("LAYOUT", "")
-    return manifest.get("level") == "raid10" and lay in ("f2", "o2")
+    """RAID-10 with two copies (n2, f2, o2; mid-reshape: in both geometries)."""
+    sb = manifest["members"][0]["superblock"] or {}
+    words = [sb.get("layout", 0), (sb.get("reshape") or {}).get("new_layout", sb.get("layout"))]
+    return manifest.get("level") == "raid10" and all(
+        (w & 0xFF) * ((w >> 8) & 0xFF) == 2 for w in words
+    )
+
+
+def _md_runs_without(manifest: dict[str, Any], missing: set[int]) -> bool:
+    """Would md run a RAID-10 without the members of roles ``missing``? raid10.c
+    ``_enough``, in every geometry (mid-reshape: the old and the new one): windows of
+    ``copies`` consecutive roles, starting at 0 and every ``near_copies`` roles on, must each
+    keep a member."""
+    sb = manifest["members"][0]["superblock"]
+    rs = sb.get("reshape")
+    geos = [(sb["raid_disks"], rs["new_layout"] if rs else sb["layout"])]
+    if rs:
+        geos.append((sb["raid_disks"] - rs["delta_disks"], sb["layout"]))
+    for disks, word in geos:
+        near, copies = word & 0xFF, (word & 0xFF) * ((word >> 8) & 0xFF)
+        first = 0
+        while True:
+            if all((first + i) % disks in missing for i in range(copies)):
+                return False
+            first = (first + near) % disks
+            if first == 0:
+                break
+    return True
 
 
 @pytest.mark.parametrize(
     "name", [_param(n, "raid10-pairs") for n in case_names() if _raid10_2copy(_manifest(n))]
 )
 def test_raid10_without_each_pair(name: str, kernel_case: Callable[[str], KernelCase]) -> None:
-    """Two members left out of a 2-copy RAID-10: every pair md would still run must read
-    exactly; for the others, fastraid may refuse or report unreadable ranges, but never
-    return wrong bytes it calls clean or rebuilt."""
+    """Two members left out of a 2-copy RAID-10: every pair md would still run (in both
+    geometries of a reshape) must read exactly; for the others, fastraid may refuse or
+    report unreadable ranges, but never return wrong bytes it calls clean or rebuilt."""
     case = kernel_case(name)
     roles = [m["superblock"]["role"] for m in case.manifest["members"]]
     n = len(roles)
@@ -321,7 +344,7 @@ def test_raid10_without_each_pair(name: str, kernel_case: Callable[[str], Kernel
     for pair in itertools.combinations(range(n), 2):
         members = [p for k, p in enumerate(case.members) if k not in pair]
         a, b = sorted(roles[k] for k in pair)
-        runs = n > 2 and (b - a) % n not in (1, n - 1)
+        runs = n > 2 and _md_runs_without(case.manifest, {a, b})
         if runs:
             try:
                 _check_read(case, members)

@@ -207,6 +207,66 @@ for _cut in (5, 50):
         SPEED=300,
         CUT=_cut,
     )
+# RAID-10 reshapes: md always moves data_offset (Grow.c raid10_reshape), by at least
+# max(C_old * fc_old, C_new * fc_new) (raid10.c run), toward the free space.
+for _lay, _n, _cut in (("n2", 4, 40), ("o2", 3, 50)):
+    _case(
+        f"raid10-{_lay}-grow-{_n}to{_n + 1}-cut{_cut}",
+        "reshape",
+        _n + 1,
+        16,
+        f"RAID-10 {_lay} on {_n} disks, chunk 64 KiB, pattern; disk {_n + 1} added, mdadm "
+        f"--grow --raid-devices={_n + 1} (data_offset moves down), power cut at {_cut} %",
+        LEVEL=10,
+        N=_n,
+        LAYOUT=_lay,
+        CHUNK=64,
+        META="1.2",
+        ADD=str(_n),
+        GROW=f"--raid-devices={_n + 1}",
+        SPEED=300,
+        CUT=_cut,
+    )
+# Not a case: near -> offset (raid10-n2-to-o2, 4 x 16 MiB, mdadm --grow --layout=o2,
+# new_offset -1024) fails in Linux 6.1: at once the reshape writes far copies past the end
+# of the members ("attempt to access beyond end of device", sector 32768 of 32768) and
+# fails three of them. The new geometry seems to keep the near layout's stride (the used
+# sectors per member) instead of one chunk. fastraid does this change itself; an
+# interrupted one must be finished by fastraid (grow --continue), not by the kernel.
+_case(
+    "raid10-o2-to-n2-backwards-cut50",
+    "reshape",
+    4,
+    16,
+    "RAID-10 o2 on 4 disks using 12 MiB of each 16 MiB (more room after the data than "
+    "before), chunk 64 KiB, pattern; mdadm --grow --layout=n2 (data_offset moves up: a "
+    "backwards reshape), power cut at 50 %",
+    LEVEL=10,
+    N=4,
+    LAYOUT="o2",
+    CHUNK=64,
+    META="1.2",
+    SIZE_KIB=12288,
+    GROW="--layout=n2",
+    SPEED=300,
+    CUT=50,
+)
+_case(
+    "raid10-n2-chunk-64to128-cut50",
+    "reshape",
+    4,
+    16,
+    "RAID-10 n2 on 4 disks, chunk 64 KiB, pattern; mdadm --grow --chunk=128 (same disks: "
+    "data_offset moves), power cut at 50 %",
+    LEVEL=10,
+    N=4,
+    LAYOUT="n2",
+    CHUNK=64,
+    META="1.2",
+    GROW="--chunk=128",
+    SPEED=300,
+    CUT=50,
+)
 _case(
     "raid5-ext4-4",
     "ext4",
