@@ -86,6 +86,9 @@ mod level;
 // Turning an interrupted reshape around (`grow --continue --revert`): src/reshape/revert.rs.
 mod revert;
 pub use revert::RevertStep;
+// RAID-10 near/offset: md's rules, member rows of any geometry, the copy writer.
+mod raid10;
+use raid10::Rows;
 
 /// Default bytes of new-geometry data per batch.
 pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
@@ -322,12 +325,27 @@ fn geometry(
     Geometry::new(level, layout, disks, c, size, &[]).map_err(|e| invalid!("{e}"))
 }
 
+/// A geometry's step: a stripe (RAID-10: a chunk).
 fn stripe_bytes(g: &Geometry) -> u64 {
     u64::from(g.chunk_sectors()) * u64::from(g.data_disks().unwrap_or(1)) * SECTOR_SIZE
 }
 
-/// The array bytes a geometry holds with per-member size `dev_sectors` rounded to `chunk`.
+/// How far the checkpoint stays behind what was written (module docs, step 3): one reader
+/// unit; none for RAID-10, whose checkpoint fastraid's reader trusts (src/reshape/raid10.rs).
+fn reader_unit(old: &Geometry, new: &Geometry) -> u64 {
+    if new.level() == Level::Raid10 {
+        return 0;
+    }
+    let (s_o, s_n) = (stripe_bytes(old), stripe_bytes(new));
+    s_o / gcd(s_o, s_n) * s_n
+}
+
+/// The array bytes a geometry holds with per-member size `dev_sectors` rounded to `chunk`
+/// (RAID-10: md's `raid10_size` of the geometry itself).
 fn size_of(g: &Geometry, round_sectors: u64) -> u64 {
+    if g.level() == Level::Raid10 {
+        return g.array_bytes();
+    }
     let c = round_sectors.max(1);
     g.dev_sectors() / c * c * u64::from(g.data_disks().unwrap_or(1)) * SECTOR_SIZE
 }
@@ -352,9 +370,12 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
         ));
     }
     let level = asm.geometry.level();
-    if !matches!(level, Level::Raid4 | Level::Raid5 | Level::Raid6) {
+    if !matches!(
+        level,
+        Level::Raid4 | Level::Raid5 | Level::Raid6 | Level::Raid10
+    ) {
         return Err(Error::Unsupported(format!(
-            "reshaping a {} array is not supported (RAID-4/5/6 only)",
+            "reshaping a {} array is not supported (RAID-4/5/6/10 only)",
             level.name()
         )));
     }
@@ -495,6 +516,11 @@ fn plan_start(
     }
     let c_max = u64::from(old_geo.chunk_sectors().max(new_geo.chunk_sectors()));
     let old_size = asm.size();
+    let raid10 = level == Level::Raid10;
+    if raid10 {
+        raid10::check_start(&old_geo, &new_geo, old_size)?;
+        notes.extend(raid10::takeover_note(&old_geo, &new_geo));
+    }
     let new_size = size_of(&new_geo, c_max);
     if shrinking {
         // md: the array size must be reduced first (mdadm --grow --array-size). fastraid
@@ -541,7 +567,11 @@ fn plan_start(
         .zip(old_disks..)
         .map(|(p, s)| (s, p))
         .collect();
-    let targets = targets_of(asm, &extra)?;
+    let mut targets = targets_of(asm, &extra)?;
+    if raid10 && new_disks > old_disks {
+        // RAID-10 bitmaps count array sectors: md resizes them as the reshape starts.
+        raid10::resize_bitmaps(&mut targets, new_size / SECTOR_SIZE);
+    }
     // Room before the data (forwards) or after it (backwards), the same new_offset on every
     // member; without room, in place with a journal.
     let room_before = targets
@@ -558,9 +588,14 @@ fn plan_start(
         .min()
         .unwrap_or(0);
     let (s_o, s_n) = (stripe_bytes(&old_geo), stripe_bytes(&new_geo));
-    let unit = s_o / gcd(s_o, s_n) * s_n;
-    // Rows needed to get going: one reader unit plus one new stripe (module docs).
-    let need_rows = ((unit / s_n + 1) * u64::from(new_geo.chunk_sectors())).max(c_max);
+    let unit = reader_unit(&old_geo, &new_geo);
+    // Rows needed to get going: one reader unit plus one new stripe (module docs); RAID-10
+    // also md's minimum offset change.
+    let need_rows = if raid10 {
+        raid10::need_rows(&old_geo, &new_geo, unit + s_n)
+    } else {
+        Rows::of(&new_geo).end(unit + s_n).max(c_max)
+    };
     let fit = |room: u64| -> u64 {
         let off = room / c_max * c_max;
         let off = if off < need_rows { room / 8 * 8 } else { off };
@@ -570,11 +605,18 @@ fn plan_start(
             off.min(i32::MAX as u64)
         }
     };
+    // RAID-10 rows hold as much data in both geometries when the member count stays: the
+    // direction only follows the room.
     let backwards = shrinking
         || (new_disks == old_disks
-            && (s_n < s_o || (fit(room_before) == 0 && fit(room_after) > 0)));
+            && ((s_n < s_o && !raid10) || (fit(room_before) == 0 && fit(room_after) > 0)));
     let room = if backwards { room_after } else { room_before };
     let off = fit(room);
+    if raid10 && off == 0 {
+        return Err(Error::Unsupported(format!(
+            "a RAID-10 reshape moves the data (as md's does): it needs {need_rows} free sectors              before or after the data on every member, and there are {room_before} before and              {room_after} after"
+        )));
+    }
     let journal = (off == 0).then(|| journal_path(paths, &r.array_uuid));
     let new_offset = if backwards { off as i64 } else { -(off as i64) };
     if let Some(j) = &journal {
@@ -1165,7 +1207,7 @@ impl Plan {
         }
         let mut w = Writer::new(self, &eng)?;
         let (s_o, s_n) = (stripe_bytes(&self.old_geo), stripe_bytes(&self.new_geo));
-        let unit = s_o / gcd(s_o, s_n) * s_n;
+        let unit = reader_unit(&self.old_geo, &self.new_geo);
         let n_end = self.new_size;
         let back = self.backwards;
         let mut pos = self.start;
@@ -1234,6 +1276,9 @@ impl Plan {
                     pos = e;
                 }
             }
+            if self.level == Level::Raid10 && self.new_disks > self.old_disks {
+                raid10::clear_bits(&eng)?; // the resized bitmaps (plan_start)
+            }
             eng.sync_all()?;
             eng.events += 1;
             let delta = self.new_disks as i32 - self.old_disks as i32;
@@ -1295,10 +1340,12 @@ impl Plan {
             u64::from(self.new_geo.chunk_sectors()),
         );
         // Rows (sectors from the old data offset) of the new stripes of array byte x (a
-        // multiple of the new stripe), and old rows still needed under checkpoint c.
+        // multiple of the new stripe), and old rows still needed under checkpoint c
+        // (src/reshape/raid10.rs: RAID-10 rows; a stripe is a row of the parity levels).
+        let (rows_o, rows_n) = (Rows::of(&self.old_geo), Rows::of(&self.new_geo));
         let nrow = |x: u64| x / s_n * c_n;
-        let old_floor = |c: u64| c / s_o * c_o;
-        let old_ceil = |c: u64| c.div_ceil(s_o) * c_o;
+        let old_floor = |c: u64| rows_o.start(c);
+        let old_ceil = |c: u64| rows_o.end(c);
         let off = self.new_offset.unsigned_abs();
         let done_of = |pos: u64| if back { n_end - pos } else { pos };
         // The checkpoint that a run at `pos` may record (one reader unit behind; exact in
@@ -1380,7 +1427,10 @@ impl Plan {
                         let limit = if need <= off {
                             0
                         } else {
-                            (need - off).div_ceil(c_n).saturating_mul(s_n)
+                            rows_n
+                                .min_start(need - off)
+                                .div_ceil(s_n)
+                                .saturating_mul(s_n)
                         };
                         let b = limit.max(pos.saturating_sub(batch)).div_ceil(s_n) * s_n;
                         (b.min(pos), pos)
@@ -1388,10 +1438,10 @@ impl Plan {
                         let limit = if ckpt >= self.old_size {
                             n_end
                         } else {
-                            ((old_floor(ckpt) + off) / c_n).saturating_mul(s_n)
+                            rows_n.max_end(old_floor(ckpt) + off) / s_n * s_n
                         };
-                        let e = limit.min(pos + batch).min(n_end) / s_n * s_n;
-                        let e = if n_end - pos < s_n { n_end } else { e };
+                        let e = limit.min(pos + batch).min(n_end);
+                        let e = if e == n_end { e } else { e / s_n * s_n };
                         (pos, e.max(pos))
                     };
                     if hi <= lo {
@@ -1568,6 +1618,9 @@ impl Writer {
     /// `self.data` (array bytes `[a, e)`, whole new stripes) laid out in the new geometry
     /// with fresh parity and written to the new rows of every member that has a new slot.
     fn lay_out(&mut self, plan: &Plan, eng: &Engine, a: u64, e: u64) -> Result<()> {
+        if plan.level == Level::Raid10 {
+            return raid10::lay_out(self, plan, eng, a, e); // every copy
+        }
         let g = &plan.new_geo;
         let s_n = stripe_bytes(g);
         let cs = u64::from(g.chunk_sectors()) * SECTOR_SIZE;
