@@ -592,7 +592,7 @@ fn plan_start(
     // Rows needed to get going: one reader unit plus one new stripe (module docs); RAID-10
     // also md's minimum offset change.
     let need_rows = if raid10 {
-        raid10::need_rows(&old_geo, &new_geo, unit + s_n)
+        raid10::need_rows(&old_geo, &new_geo)
     } else {
         Rows::of(&new_geo).end(unit + s_n).max(c_max)
     };
@@ -614,7 +614,9 @@ fn plan_start(
     let off = fit(room);
     if raid10 && off == 0 {
         return Err(Error::Unsupported(format!(
-            "a RAID-10 reshape moves the data (as md's does): it needs {need_rows} free sectors              before or after the data on every member, and there are {room_before} before and              {room_after} after"
+            "a RAID-10 reshape moves the data (as md's does): it needs {need_rows} free sectors \
+             before or after the data on every member, and there are {room_before} before and \
+             {room_after} after"
         )));
     }
     let journal = (off == 0).then(|| journal_path(paths, &r.array_uuid));

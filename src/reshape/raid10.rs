@@ -167,11 +167,15 @@ pub(super) fn min_offset(old: &Geometry, new: &Geometry) -> u64 {
     len(old).max(len(new))
 }
 
-/// Free sectors the engine needs to get going: md's minimum, the first new chunks and
-/// the rounding of both geometries' rows.
-pub(super) fn need_rows(old: &Geometry, new: &Geometry, first: u64) -> u64 {
+/// Free sectors the engine needs: md's minimum, and enough for progress from every
+/// checkpoint. With the same copies on at least as many members, the new rows hold at
+/// least as much data as the old, so what the rows of one side run ahead of the other is
+/// rounding: a chunk row and its offset copies of each geometry, and one new chunk (the
+/// step) more backwards.
+pub(super) fn need_rows(old: &Geometry, new: &Geometry) -> u64 {
     let (ro, rn) = (Rows::of(old), Rows::of(new));
-    min_offset(old, new) + rn.end(first) + ro.row_group() * ro.near + rn.row_group() * rn.near
+    let (co, cn) = (ro.chunk / SECTOR_SIZE, rn.chunk / SECTOR_SIZE);
+    min_offset(old, new).max(co + ro.row_group() + 2 * cn + rn.row_group())
 }
 
 /// A note for the plan where the kernel cannot take over (see the module docs).
