@@ -1,6 +1,8 @@
 //! Reshape: change the geometry of a RAID-4/5/6 md array in place, offline, the way md's
 //! reshape does (`shared/docs/md-format.md` §6, §8.5), crash-safe at every instant, and
-//! finish (`grow --continue`) a reshape that the kernel left interrupted.
+//! finish (`grow --continue`) a reshape that the kernel left interrupted. RAID-10 near and
+//! offset layouts go through the same engine (`src/reshape/raid10.rs`: md's rules, the
+//! member rows of a geometry, every copy written).
 //!
 //! # What is handled
 //!
@@ -1279,7 +1281,9 @@ impl Plan {
                 }
             }
             if self.level == Level::Raid10 && self.new_disks > self.old_disks {
-                raid10::clear_bits(&eng)?; // the resized bitmaps (plan_start)
+                // The resized bitmaps (plan_start), the added space marked as md does.
+                let (o, n) = (self.old_size / SECTOR_SIZE, n_end / SECTOR_SIZE);
+                raid10::mark_bits(&eng, o, n, true, true)?;
             }
             eng.sync_all()?;
             eng.events += 1;
@@ -1518,6 +1522,11 @@ impl Plan {
             });
         }
         // Step 5: finish.
+        if self.level == Level::Raid10 && self.new_disks > self.old_disks {
+            // Every copy of the added space is written: its bits are no longer needed.
+            let (o, n) = (self.old_size / SECTOR_SIZE, n_end / SECTOR_SIZE);
+            raid10::mark_bits(&eng, o, n, false, false)?;
+        }
         eng.sync_all()?;
         eng.events += 1;
         for t in &mut eng.targets {

@@ -311,6 +311,9 @@ class Array:
         ``level``: raid5 -> raid6 (after :meth:`add` of a spare for Q), raid6 -> raid5,
         raid4 <-> raid5 parity-last (see :func:`fastraid.plan_reshape`).
 
+        RAID-10 near and offset layouts: more members, another chunk, near <-> offset with
+        the same number of copies (what md allows; far layouts are refused).
+
         :raises NotSupportedError: other level changes, a shrink without ``array_size``.
         """
         from .reshape import reshape

@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-n", "--raid-devices", type=int, help="new number of members")
     p.add_argument("--level", help="new level: raid5 <-> raid6, raid4 <-> raid5, raid0 <-> raid4/5")
     p.add_argument("-c", "--chunk", type=parse_size, help="new chunk size (e.g. 128K)")
-    p.add_argument("--layout", help="new layout (mdadm's name)")
+    p.add_argument("--layout", help="new layout (mdadm's name; RAID-10: n2 <-> o2, same copies)")
     p.add_argument(
         "-Z",
         "--array-size",

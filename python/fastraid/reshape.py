@@ -1,5 +1,7 @@
 """Reshape an md array (``mdadm --grow``): more members, another chunk or layout, and finish
 a reshape that Linux md left interrupted (``grow --continue``), offline and in place.
+RAID-4/5/6, and RAID-10 near and offset layouts as md allows them (more members, another
+chunk, near <-> offset with the same number of copies; far layouts are refused).
 
 The data moves to md's ``new_offset`` (toward the start of every member when growing,
 toward the end when shrinking or walking backwards) as md does, so old and new copies never
@@ -70,7 +72,8 @@ def plan_reshape(
         at most what the smaller array holds; the bytes past that are discarded. A shrink
         without it is refused.
     :param chunk: the new chunk size in bytes.
-    :param layout: the new layout (mdadm's name or md's number).
+    :param layout: the new layout (mdadm's name or md's number). RAID-10: ``nX`` <-> ``oX``
+        with the same X (md keeps the number of copies; far layouts cannot be reshaped).
     :param level: a level change, done as md does (takeover, plus md's recovery or a
         reshape around it; ``src/reshape/level.rs``): raid5 -> raid6 (one spare added for
         Q), raid6 -> raid5 (the Q member becomes a spare), raid4 <-> raid5 parity-last,
@@ -88,7 +91,8 @@ def plan_reshape(
         move to ``fastraid-reshape-<uuid>.journal`` next to the first member (mdadm's
         backup format), removed when the reshape ends.
     :raises NotSupportedError: what fastraid cannot reshape (other level changes, a shrink
-        without ``array_size``, metadata 0.90, degraded arrays).
+        without ``array_size``, metadata 0.90, degraded arrays; RAID-10: far layouts, another
+        number of copies, shrinking, no free space to move the data to).
     """
     return _core.plan_reshape(
         [os.fspath(m) for m in members],

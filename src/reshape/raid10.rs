@@ -210,15 +210,32 @@ pub(super) fn resize_bitmaps(targets: &mut [Target], sync_size: u64) {
     }
 }
 
-/// Clear the bits of every resized bitmap (the array is consistent: a clean start is
-/// required, and every copy is written), so that none is read at a changed chunk size.
-pub(super) fn clear_bits(eng: &Engine) -> Result<()> {
+/// Set (or clear) the bitmap bits of array sectors `[from, to)` on every member. At the
+/// start of a grow (`fresh`) the bits are cleared first (the array is clean, and the chunk
+/// may have changed) and those of the added space set, as `md_bitmap_resize` marks new
+/// space: if the kernel takes over, its resync after the reshape covers that space, which
+/// fastraid fills (every copy) only when its reshape gets there. The finish clears them.
+pub(super) fn mark_bits(eng: &Engine, from: u64, to: u64, set: bool, fresh: bool) -> Result<()> {
     for (t, d) in eng.targets.iter().zip(&eng.devs) {
-        if let Some((at, h)) = &t.bitmap {
-            let len = (HEADER_BYTES as u64 + h.bits_bytes()).div_ceil(SECTOR_SIZE) * SECTOR_SIZE;
-            let zeros = vec![0u8; (len - HEADER_BYTES as u64) as usize];
-            d.write_all_at(&zeros, at + HEADER_BYTES as u64)?;
+        let Some((at, h)) = &t.bitmap else {
+            continue;
+        };
+        let head = HEADER_BYTES as u64;
+        let len = (head + h.bits_bytes()).div_ceil(SECTOR_SIZE) * SECTOR_SIZE - head;
+        let mut bits = vec![0u8; len as usize];
+        if !fresh {
+            d.read_exact_at(&mut bits, at + head)?;
         }
+        let c = h.chunk_sectors().max(1);
+        if to > from {
+            for i in from / c..=(to - 1) / c {
+                if let Some(b) = bits.get_mut((i / 8) as usize) {
+                    let m = 1u8 << (i % 8);
+                    *b = if set { *b | m } else { *b & !m };
+                }
+            }
+        }
+        d.write_all_at(&bits, at + head)?;
     }
     Ok(())
 }
