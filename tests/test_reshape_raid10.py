@@ -199,26 +199,45 @@ def test_backwards(tmp_path: Path) -> None:
 
 def test_bitmap_follows_a_grow(tmp_path: Path) -> None:
     """RAID-10 bitmaps count array sectors: a grow resizes the bitmap as md_bitmap_resize
-    does (sync_size the new array size, in the same space), so writes past the old size are
-    covered."""
+    does (sync_size the new array size, in the same space) and marks the added space while
+    it runs (the kernel resyncs what it would take over); at the finish every copy is
+    written and the bits are clear. Writes past the old size are covered afterwards."""
     paths = make(tmp_path, "n2", 4)
     (sb,) = fastraid.examine(paths[0])
     assert sb["bitmap_offset"] == 8, sb
     at = (sb["super_offset"] + sb["bitmap_offset"]) * 512
+
+    def bitmap(p: Path) -> tuple[int, int, bytes]:
+        with p.open("rb") as f:
+            f.seek(at)
+            head = f.read(512)
+        assert head[:4] == b"bitm"
+        sync, chunk = int.from_bytes(head[40:48], "little"), int.from_bytes(head[52:56], "little")
+        return sync, chunk, head[256:]
+
     with fastraid.open(paths) as a:
         a.add(tmp_path / "new.img")
     paths.append(tmp_path / "new.img")
     before = content(paths)
-    fastraid.reshape(paths, raid_devices=5)
+
+    def stop(done: int, total: int, rate: float) -> None:
+        if done > total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fastraid.plan_reshape(paths, raid_devices=5, batch_bytes=256 * 1024).execute(stop)
+    sync, chunk, bits = bitmap(paths[0])
+    size = sync * 512
+    assert size > len(before)
+    marked = {i for i in range(len(bits) * 8) if bits[i // 8] >> (i % 8) & 1}
+    assert marked == set(range(len(before) // chunk, -(-size // chunk))), marked
+    fastraid.grow_continue(paths)
+    assert not any(b for p in paths for b in bitmap(p)[2])
     with fastraid.open(paths) as a:
-        size = a.size
+        assert a.size == size
         a.write(size - 4096, b"b" * 4096)
     for p in paths:
-        with p.open("rb") as f:
-            f.seek(at)
-            head = f.read(256)
-        assert head[:4] == b"bitm"
-        assert int.from_bytes(head[40:48], "little") == size // 512
+        assert bitmap(p)[:2] == (sync, chunk)
     with fastraid.open(paths, readonly=True) as a:
         assert a.state == "clean" and a.read(0, len(before)) == before
         assert a.check().mismatch_cnt == 0
