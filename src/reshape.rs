@@ -355,6 +355,9 @@ fn size_of(g: &Geometry, round_sectors: u64) -> u64 {
 /// Decide what a reshape of the array on `paths` would do (reads only).
 pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> {
     let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+    if opts.revert {
+        raid10::refuse_revert(&paths)?;
+    }
     if let Some(p) = revert::plan(&paths, opts)? {
         return Ok(p); // a revert, or a turn-around a crash left half-written
     }

@@ -265,6 +265,9 @@ def test_grow_continue_kernel_cases(tmp_path: Path, name: str) -> None:
     paths, manifest = kernel_case(tmp_path, name)
     expected = manifest["expected"]
     sbs = [fastraid.examine(p)[0] for p in paths]
+    with pytest.raises(fastraid.NotSupportedError, match="RAID-10"):
+        fastraid.grow_continue(paths, revert=True)  # not supported: nothing written
+    assert [fastraid.examine(p)[0] for p in paths] == sbs
     plan = fastraid.plan_reshape(paths, continue_only=True, batch_bytes=512 * 1024)
     assert plan.describe()["kind"] == "continue"
     plan.execute()

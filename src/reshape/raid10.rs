@@ -31,10 +31,13 @@
 //! geometry seems to keep the near layout's stride). fastraid's plan says so; finish such
 //! a reshape with fastraid (`grow --continue`).
 
-use super::{Engine, Plan, Target, Writer};
+use std::path::PathBuf;
+
+use super::{read_sb, Engine, Plan, Target, Writer};
 use crate::error::{invalid, Error, Result};
 use crate::layout::{Geometry, Layout, Raid10Layout, SECTOR_SIZE};
 use crate::md::bitmap::{BitmapHeader, HEADER_BYTES};
+use crate::md::FeatureMap;
 
 /// Where a geometry's array bytes sit on the rows of its members, in md's terms: array
 /// chunk `k` starts at position `k × near` of a row of `width` members, and each row of
@@ -187,6 +190,23 @@ pub(super) fn takeover_note(old: &Geometry, new: &Geometry) -> Option<String> {
          (grow --continue), not by assembling it in the kernel"
             .to_string()
     })
+}
+
+/// `--revert` runs a reshape back through the parity levels' turn-around (revert.rs),
+/// which does not know RAID-10's rows: refused; `--continue` finishes the reshape.
+pub(super) fn refuse_revert(paths: &[PathBuf]) -> Result<()> {
+    for p in paths {
+        if let Ok(Some(sb)) = read_sb(p) {
+            if sb.level == 10 && sb.feature_map.contains(FeatureMap::RESHAPE_ACTIVE) {
+                return Err(Error::Unsupported(
+                    "reverting a RAID-10 reshape is not supported by fastraid: `fastraid grow \
+                     --continue` finishes it"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bitmap header after a grow to `sync_size` array sectors: md's `md_bitmap_resize`
