@@ -8,10 +8,7 @@ reshapes (kernel cases) finished by ``grow --continue`` assemble clean.
 from __future__ import annotations
 
 import hashlib
-import json
-import lzma
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +18,7 @@ from typing import Any
 
 import fastraid
 import pytest
+from conftest import kernel_case
 from kernelmd import check, summary
 
 pytestmark = pytest.mark.slow
@@ -125,21 +123,9 @@ def test_kernel_takes_over_a_killed_raid10_grow(tmp_path: Path) -> None:
     judge(paths, data, layout="n2", raid_disks=5, takeover=True, mismatch_at_most=added // 512)
 
 
-def kernel_case(tmp: Path, name: str) -> tuple[list[Path], dict[str, Any]]:
-    src = KERNEL / name
-    manifest = json.loads((src / "manifest.json").read_text())
-    out = []
-    for f in sorted(src.glob("member-*.img.xz")):
-        p = tmp / f.name.removesuffix(".xz")
-        with lzma.open(f) as fin, p.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        out.append(p)
-    return out, manifest
-
-
 @pytest.mark.parametrize("name", sorted(p.name for p in KERNEL.glob("raid10-*-cut*")))
 def test_kernel_after_grow_continue_of_kernel_cases(tmp_path: Path, name: str) -> None:
-    paths, manifest = kernel_case(tmp_path, name)
+    paths, _, manifest = kernel_case(tmp_path, name)
     fastraid.grow_continue(paths)
     expected = manifest["expected"]
     r = check(paths, sha_bytes=expected["length_bytes"])

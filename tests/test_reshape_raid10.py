@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import lzma
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
 import fastraid
 import pytest
+from conftest import kernel_case
 
 KERNEL = Path(__file__).parent / "fixtures" / "kernel"
 CHUNK = 64 * 1024
@@ -243,18 +242,6 @@ def test_bitmap_follows_a_grow(tmp_path: Path) -> None:
         assert a.check().mismatch_cnt == 0
 
 
-def kernel_case(tmp: Path, name: str) -> tuple[list[Path], dict[str, Any]]:
-    src = KERNEL / name
-    manifest = json.loads((src / "manifest.json").read_text())
-    out = []
-    for f in sorted(src.glob("member-*.img.xz")):
-        p = tmp / f.name.removesuffix(".xz")
-        with lzma.open(f) as fin, p.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        out.append(p)
-    return out, manifest
-
-
 KERNEL_CASES = sorted(p.name for p in KERNEL.glob("raid10-*-cut*"))
 
 
@@ -262,7 +249,7 @@ KERNEL_CASES = sorted(p.name for p in KERNEL.glob("raid10-*-cut*"))
 def test_grow_continue_kernel_cases(tmp_path: Path, name: str) -> None:
     """md's interrupted RAID-10 reshapes (cut by a power loss), finished by fastraid: the
     pattern, zeros past it, every copy equal, data_offset moved by md's new_offset."""
-    paths, manifest = kernel_case(tmp_path, name)
+    paths, _, manifest = kernel_case(tmp_path, name)
     expected = manifest["expected"]
     sbs = [fastraid.examine(p)[0] for p in paths]
     with pytest.raises(fastraid.NotSupportedError, match="RAID-10"):

@@ -1,5 +1,5 @@
-"""Crash test of RAID-10 reshapes (the harness of test_reshape_kill.py): a reshape runs in a
-child process that is SIGKILLed at a random moment, then started again, until it
+"""Crash test of RAID-10 reshapes (the shared loop of tests/killharness.py): a reshape runs
+in a child process that is SIGKILLed at a random moment, then started again, until it
 finishes. After every kill the array, as fastraid assembles it mid-reshape, holds the
 original content, and the superblocks describe a reshape the kernel would resume (md's
 minimum data-offset change, a chunk-aligned reshape_position, the same on every member);
@@ -14,41 +14,18 @@ only after the data), and md's own interrupted o2 -> n2 (a kernel case) finished
 from __future__ import annotations
 
 import hashlib
-import json
-import lzma
-import os
 import random
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import fastraid
 import pytest
+from conftest import kernel_case
+from killharness import SCALE, finished_superblocks_only, kill_rounds
 
 MEMBER = 4 << 20
 CHUNK = 64 * 1024
-SCALE = int(os.environ.get("FASTRAID_KILL_ROUNDS", "1"))
 KILLS_PER_SCENARIO = 6 * SCALE
-KERNEL = Path(__file__).parent / "fixtures" / "kernel"
-
-CHILD = """
-import json, sys, fastraid
-kw = json.loads(sys.argv[1])
-members = sys.argv[2:]
-print("go", flush=True)
-try:
-    plan = fastraid.plan_reshape(members, batch_bytes=64 * 1024, checkpoint_bytes=0,
-                                 speed_limit=12 << 20, **kw)
-except fastraid.InvalidArgumentError as e:
-    if "already has that geometry" in str(e) or "nothing to change" in str(e):
-        sys.exit(0)
-    raise
-plan.execute()
-"""
 
 SCENARIOS: dict[str, tuple[str, int, int, dict[str, Any], dict[str, Any]]] = {
     # name: layout, members, spares, a reshape done before (pristine), the one killed
@@ -105,65 +82,11 @@ def pristine_array(tmp: Path, scenario: str) -> tuple[list[str], bytes, dict[str
     return [p.name for p in paths] + [f"s{i}.img" for i in range(spares)], want, kw
 
 
-def kernel_pristine(tmp: Path, name: str) -> tuple[list[str], dict[str, Any]]:
-    src = KERNEL / name
-    manifest = json.loads((src / "manifest.json").read_text())
-    names = []
-    for f in sorted(src.glob("member-*.img.xz")):
-        p = tmp / f.name.removesuffix(".xz")
-        with lzma.open(f) as fin, p.open("wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        names.append(p.name)
-    return names, manifest
-
-
-def run_killed(
-    tmp: Path,
-    pristine: Path,
-    names: list[str],
-    kw: dict[str, Any],
-    rng: random.Random,
-    intact: Any,
-) -> tuple[int, int, list[str]]:
-    """Rounds of kill-and-restart until KILLS_PER_SCENARIO kills; ``intact(members)``
-    after every kill and at the end of each round."""
-    work = tmp / "work"
-    kills = rounds = 0
-    members: list[str] = []
-    while kills < KILLS_PER_SCENARIO:
-        rounds += 1
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(pristine, work)
-        members = [str(work / m) for m in names]
-        while True:
-            child = subprocess.Popen(
-                [sys.executable, "-c", CHILD, json.dumps(kw), *members],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            assert child.stdout is not None
-            assert child.stdout.readline().strip() == b"go"
-            time.sleep(rng.uniform(0.0, 0.6))
-            if child.poll() is None:
-                child.send_signal(signal.SIGKILL)
-            _, err = child.communicate()
-            if child.returncode == 0:
-                break
-            assert child.returncode == -signal.SIGKILL, err.decode()[-3000:]
-            kills += 1
-            check_superblocks(members)
-            try:
-                kind = fastraid.plan_reshape(members, **kw).describe()["kind"]
-            except fastraid.InvalidArgumentError:
-                kind = "done"  # killed after the finish, before the child exited
-            if kind != "finish-superblocks":
-                intact(members, f"round {rounds}, kill {kills}")
-        with fastraid.open(members, readonly=True) as a:
-            assert a.state == "clean"
-            assert not any("reshape in progress" in note for note in a.detail()["notes"])
-            assert a.check().mismatch_cnt == 0
-        intact(members, f"round {rounds} (finished)")
-    return kills, rounds, members
+def finished(members: list[str]) -> None:
+    with fastraid.open(members, readonly=True) as a:
+        assert a.state == "clean"
+        assert not any("reshape in progress" in note for note in a.detail()["notes"])
+        assert a.check().mismatch_cnt == 0
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -172,37 +95,70 @@ def test_raid10_reshape_survives_sigkill(tmp_path: Path, scenario: str) -> None:
     pristine.mkdir()
     names, want, kw = pristine_array(pristine, scenario)
 
-    def intact(members: list[str], when: str) -> None:
-        with fastraid.open(members, readonly=True) as a:
-            assert a.read(0, len(want)) == want, f"{when}: content lost"
+    def after_kill(members: list[str], rounds: int) -> None:
+        check_superblocks(members)
+        if not finished_superblocks_only(members, kw):
+            with fastraid.open(members, readonly=True) as a:
+                assert a.read(0, len(want)) == want, f"round {rounds}: content lost"
 
-    t0 = time.monotonic()
-    kills, rounds, members = run_killed(
-        tmp_path, pristine, names, kw, random.Random(scenario), intact
+    def at_end(members: list[str], rounds: int) -> None:
+        finished(members)
+        with fastraid.open(members, readonly=True) as a:
+            assert a.read(0, len(want)) == want, f"round {rounds}: content differs"
+            assert a.read(len(want), a.size - len(want)) == bytes(a.size - len(want))
+            if "layout" in kw:
+                assert a.layout == kw["layout"]
+            if "raid_devices" in kw:
+                assert a.raid_devices == kw["raid_devices"]
+
+    kill_rounds(
+        pristine,
+        names,
+        tmp_path / "work",
+        kw=kw,
+        kills=KILLS_PER_SCENARIO,
+        rng=random.Random(scenario),
+        after_kill=after_kill,
+        at_end=at_end,
+        max_delay=0.6,
+        speed_limit=12 << 20,
     )
-    with fastraid.open(members, readonly=True) as a:
-        assert a.read(len(want), a.size - len(want)) == bytes(a.size - len(want))
-        if "layout" in kw:
-            assert a.layout == kw["layout"]
-        if "raid_devices" in kw:
-            assert a.raid_devices == kw["raid_devices"]
-    print(f"{scenario}: {kills} kills over {rounds} rounds in {time.monotonic() - t0:.1f} s")
 
 
 def test_kernel_cut_continue_survives_sigkill(tmp_path: Path) -> None:
     """md's own backwards o2 -> n2, cut by a power loss in the kernel, finished by
     ``grow --continue`` that is itself killed again and again."""
-    name = "raid10-o2-to-n2-backwards-cut50"
     pristine = tmp_path / "pristine"
     pristine.mkdir()
-    names, manifest = kernel_pristine(pristine, name)
+    paths, _, manifest = kernel_case(pristine, "raid10-o2-to-n2-backwards-cut50")
     expected = manifest["expected"]
+    kw = {"continue_only": True}
 
     def intact(members: list[str], when: str) -> None:
         with fastraid.open(members, readonly=True) as a:
             data = a.read(0, expected["length_bytes"])
         assert hashlib.sha256(data).hexdigest() == expected["sha256"], f"{when}: content lost"
 
-    kills, rounds, members = run_killed(tmp_path, pristine, names, {}, random.Random(name), intact)
-    with fastraid.open(members, readonly=True) as a:
-        assert a.layout == "n2"
+    def after_kill(members: list[str], rounds: int) -> None:
+        check_superblocks(members)
+        if not finished_superblocks_only(members, kw):
+            intact(members, f"round {rounds}")
+
+    def at_end(members: list[str], rounds: int) -> None:
+        finished(members)
+        intact(members, f"round {rounds} (finished)")
+        with fastraid.open(members, readonly=True) as a:
+            assert a.layout == "n2"
+
+    kill_rounds(
+        pristine,
+        [p.name for p in paths],
+        tmp_path / "work",
+        kw=kw,
+        kills=KILLS_PER_SCENARIO,
+        rng=random.Random("kernel"),
+        after_kill=after_kill,
+        at_end=at_end,
+        max_delay=0.6,
+        speed_limit=12 << 20,
+    )
