@@ -342,6 +342,30 @@ fn reader_unit(old: &Geometry, new: &Geometry) -> u64 {
     s_o / gcd(s_o, s_n) * s_n
 }
 
+/// The grid of the checkpoints fastraid records (array bytes), from the new stripe `s_n`
+/// and the chunks `c_n`, `c_o` (sectors): the kernel resumes a RAID-4/5/6 reshape only at a
+/// multiple of the *larger* chunk × the new data disks (`raid5.c: raid5_run`, "reshape_position
+/// not on a stripe boundary": it reshapes in steps of the larger chunk), itself a multiple
+/// of the new stripe. For a chunk decrease that is coarser than the new stripe.
+pub(crate) fn checkpoint_grid(s_n: u64, c_n: u64, c_o: u64) -> u64 {
+    let k = s_n / c_n.max(1) * c_n.max(c_o); // the larger chunk × the new data disks
+    s_n / gcd(s_n, k) * k
+}
+
+/// [`checkpoint_grid`] of a reshape; RAID-10: the new chunk (md's RAID-10 checkpoints are
+/// whole chunks).
+fn grid_of(old: &Geometry, new: &Geometry) -> u64 {
+    let s_n = stripe_bytes(new);
+    if new.level() == Level::Raid10 {
+        return s_n;
+    }
+    checkpoint_grid(
+        s_n,
+        u64::from(new.chunk_sectors()),
+        u64::from(old.chunk_sectors()),
+    )
+}
+
 /// The array bytes a geometry holds with per-member size `dev_sectors` rounded to `chunk`
 /// (RAID-10: md's `raid10_size` of the geometry itself).
 fn size_of(g: &Geometry, round_sectors: u64) -> u64 {
@@ -599,7 +623,9 @@ fn plan_start(
     let need_rows = if raid10 {
         raid10::need_rows(&old_geo, &new_geo)
     } else {
-        Rows::of(&new_geo).end(unit + s_n).max(c_max)
+        Rows::of(&new_geo)
+            .end(unit + grid_of(&old_geo, &new_geo))
+            .max(c_max)
     };
     let fit = |room: u64| -> u64 {
         let off = room / c_max * c_max;
@@ -1215,6 +1241,14 @@ impl Plan {
         let mut w = Writer::new(self, &eng)?;
         let (s_o, s_n) = (stripe_bytes(&self.old_geo), stripe_bytes(&self.new_geo));
         let unit = reader_unit(&self.old_geo, &self.new_geo);
+        // Checkpoints lie on the kernel's grid (`checkpoint_grid`); in place, every batch
+        // is recorded, so batches are whole units on that grid.
+        let grid = grid_of(&self.old_geo, &self.new_geo);
+        let iunit = if unit == 0 {
+            grid
+        } else {
+            unit / gcd(unit, grid) * grid
+        };
         let n_end = self.new_size;
         let back = self.backwards;
         let mut pos = self.start;
@@ -1363,9 +1397,9 @@ impl Plan {
             if in_place {
                 pos
             } else if back {
-                (pos + unit).div_ceil(s_n).saturating_mul(s_n).min(n_end)
+                (pos + unit).div_ceil(grid).saturating_mul(grid).min(n_end)
             } else {
-                pos.saturating_sub(unit) / s_n * s_n
+                pos.saturating_sub(unit) / grid * grid
             }
         };
         let ahead = |c: u64, ck: u64| if back { c < ck } else { c > ck };
@@ -1379,15 +1413,15 @@ impl Plan {
                     // One batch of whole units, recorded at once; journaled when its new
                     // rows overwrite old rows still needed.
                     let (lo, hi) = if back {
-                        let mut b = pos.saturating_sub(batch) / unit * unit;
+                        let mut b = pos.saturating_sub(batch) / iunit * iunit;
                         if b >= pos {
-                            b = (pos - 1) / unit * unit;
+                            b = (pos - 1) / iunit * iunit;
                         }
                         (b, pos)
                     } else {
-                        let mut e = (pos + batch) / unit * unit;
+                        let mut e = (pos + batch) / iunit * iunit;
                         if e <= pos {
-                            e = (pos / unit + 1) * unit;
+                            e = (pos / iunit + 1) * iunit;
                         }
                         (pos, e.min(n_end))
                     };

@@ -173,11 +173,17 @@ fastraid.reshape(sys.argv[2:], batch_bytes=256 * 1024, checkpoint_bytes=0,
 """
 
 
-def test_kernel_takes_over_a_killed_backwards_reshape(tmp_path: Path) -> None:
-    """A backwards layout change SIGKILLed half-way: the kernel resumes it from fastraid's
-    checkpoint (walking down), finishes it and holds the original bytes."""
+@pytest.mark.parametrize(
+    "kw", [{"layout": "right-asymmetric"}, {"chunk": CHUNK}], ids=["layout", "chunk-128to64"]
+)
+def test_kernel_takes_over_a_killed_backwards_reshape(
+    tmp_path: Path, kw: dict[str, object]
+) -> None:
+    """Backwards reshapes SIGKILLed half-way: a layout change and a chunk decrease (whose
+    checkpoints must lie on the kernel's grid of the larger chunk, not on the new stripes).
+    The kernel resumes each from fastraid's checkpoint (walking down), finishes it and holds
+    the original bytes."""
     paths, data = _room_after(tmp_path)
-    kw = {"layout": "right-asymmetric"}
     child = subprocess.Popen(
         [sys.executable, "-c", KILL_CHILD, json.dumps(kw), *map(str, paths)],
         stdout=subprocess.PIPE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import fastraid
@@ -184,3 +184,49 @@ def test_cli_grow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert content([*paths, new], len(before)) == before
     assert_finished([*paths, new], 4)
     assert main(["grow", *map(str, paths), str(new), "--continue", "--yes"]) == 1
+
+
+@pytest.mark.parametrize(
+    "first,kw",
+    [
+        ({"chunk": 128 * 1024}, {"chunk": 64 * 1024}),  # backwards, room after the data
+        ({}, {"chunk": 32 * 1024}),  # in place
+    ],
+    ids=["backwards-128to64", "in-place-64to32"],
+)
+def test_chunk_decrease_checkpoints_lie_on_the_kernels_grid(
+    tmp_path: Path, first: dict[str, int], kw: dict[str, int]
+) -> None:
+    """The kernel resumes a reshape only at a multiple of the larger chunk × the new data
+    disks (raid5.c: "reshape_position not on a stripe boundary"), coarser than the new stripe
+    when the chunk shrinks. Stopped after every few batches, each recorded checkpoint lies on
+    that grid, and the content is intact."""
+    paths = make(tmp_path, "raid5", 4, 8 << 20)
+    want = content(paths)
+    if first:
+        fastraid.reshape(paths, **first)  # type: ignore[arg-type]
+    with fastraid.open(paths, readonly=True) as a:
+        grid = max(a.chunk, kw["chunk"]) * 3
+    seen = set()
+    for stop in (1, 2, 3, 5, 7):
+        calls = iter(range(stop - 1))
+
+        def progress(done: int, total: int, rate: float, calls: Iterator[int] = calls) -> None:
+            if next(calls, None) is None:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            fastraid.reshape(
+                paths,
+                **kw,  # type: ignore[arg-type]
+                progress=progress,
+                batch_bytes=96 * 1024,
+                checkpoint_bytes=0,
+            )
+        ckpt = fastraid.plan_reshape(paths, continue_only=True).describe()["checkpoint"]
+        assert ckpt % grid == 0, (stop, ckpt, grid)
+        seen.add(ckpt)
+        assert content(paths)[: len(want)] == want
+    assert len(seen) > 1, "the stops should land at different checkpoints"
+    fastraid.grow_continue(paths)
+    assert content(paths)[: len(want)] == want

@@ -75,12 +75,10 @@
 //! cannot read) it does not revert either, with the same message. A reshape stopped in a
 //! level change's takeover or recovery is no reshape: nothing to revert.
 //!
-//! The kernel takes over a reverse reshape from any of the engine's checkpoints when both
-//! chunks are the same. It checks `reshape_position` against the *larger* chunk (raid5.c,
-//! since Linux 4.3), while the engine records checkpoints on the new geometry's stripes:
-//! reverting a chunk *increase* runs a chunk decrease, whose checkpoints between two
-//! common boundaries the kernel refuses (as it refuses those of fastraid's own chunk
-//! decreases); fastraid finishes them.
+//! The kernel takes over a reverse reshape from any of the engine's checkpoints: they lie on
+//! the kernel's grid, a multiple of the larger chunk × the new data disks
+//! ([`super::checkpoint_grid`]; `raid5.c` checks `reshape_position` against the larger
+//! chunk since Linux 4.3), also when the reverse is a chunk decrease.
 
 use std::fmt;
 use std::io::Write;
@@ -89,8 +87,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{
-    any_change, bitmap_of, finalise, gcd, human, journal_path, read_sb, size_of, stripe_bytes,
-    Engine, Journal, Kind, Plan, Progress, Report, ReshapeOptions, Target, Writer,
+    any_change, bitmap_of, checkpoint_grid, finalise, gcd, human, journal_path, read_sb, size_of,
+    stripe_bytes, Engine, Journal, Kind, Plan, Progress, Report, ReshapeOptions, Target, Writer,
 };
 use crate::array::ArrayReader;
 use crate::assemble::{self, AssembleOptions};
@@ -527,6 +525,7 @@ fn engine_progresses(
         return false;
     }
     let unit = s_o / gcd(s_o, s_n) * s_n;
+    let grid = checkpoint_grid(s_n, c_n, c_o);
     let (mut pos, mut ckpt) = (start, start);
     // Each round moves `pos` or the checkpoint by at least one stripe.
     for _ in 0..4_000_000 {
@@ -545,7 +544,7 @@ fn engine_progresses(
                 pos = lo;
                 continue;
             }
-            let c = (pos + unit).div_ceil(s_n).saturating_mul(s_n).min(n_end);
+            let c = (pos + unit).div_ceil(grid).saturating_mul(grid).min(n_end);
             if c >= ckpt {
                 return false;
             }
@@ -568,7 +567,7 @@ fn engine_progresses(
                 pos = e;
                 continue;
             }
-            let c = pos.saturating_sub(unit) / s_n * s_n;
+            let c = pos.saturating_sub(unit) / grid * grid;
             if c <= ckpt {
                 return false;
             }
