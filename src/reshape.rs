@@ -91,6 +91,8 @@ pub use revert::RevertStep;
 // RAID-10 near/offset: md's rules, member rows of any geometry, the copy writer.
 mod raid10;
 use raid10::Rows;
+// Growing a RAID-0 (through a RAID-4 without its parity, as mdadm): src/reshape/raid0.rs.
+mod raid0;
 
 /// Default bytes of new-geometry data per batch.
 pub const DEFAULT_BATCH_BYTES: u64 = 8 << 20;
@@ -391,7 +393,13 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
     if let Some(p) = level::plan(&paths, opts)? {
         return Ok(p); // a level change (src/reshape/level.rs)
     }
-    let asm = assemble::assemble(&paths, AssembleOptions::default())?;
+    engine_plan(&paths, opts, false)
+}
+
+/// The same-level engine's plan. `parity_missing`: accept a RAID-4 / RAID-5 parity-last
+/// whose only missing member is its parity (md's RAID-0 grow, driven by level.rs).
+fn engine_plan(paths: &[PathBuf], opts: &ReshapeOptions, parity_missing: bool) -> Result<Plan> {
+    let asm = assemble::assemble(paths, AssembleOptions::default())?;
     let r = &asm.reference;
     if r.feature_map.is_none() {
         return Err(Error::Unsupported(
@@ -425,21 +433,22 @@ pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> 
             .slots
             .iter()
             .all(|s| s.as_ref().is_some_and(|m| m.bad.is_empty()));
-    if asm.degraded() && !recovering_along {
+    if asm.degraded() && !recovering_along && !(parity_missing && raid0::only_parity_missing(&asm))
+    {
         return Err(Error::Unsupported(
             "the array is degraded or recovering: rebuild it before reshaping".into(),
         ));
     }
     let mut notes = asm.notes.clone();
     match &r.reshape {
-        Some(rs) => plan_continue(&paths, &asm, *rs, opts, &mut notes),
+        Some(rs) => plan_continue(paths, &asm, *rs, opts, &mut notes),
         None => {
             if opts.continue_only {
                 return Err(invalid!(
                     "no reshape is in progress on this array: nothing to continue"
                 ));
             }
-            plan_start(&paths, &asm, opts, &mut notes)
+            plan_start(paths, &asm, opts, &mut notes)
         }
     }
 }
@@ -590,16 +599,28 @@ fn plan_start(
             spares.len()
         ));
     }
+    // The first free slots, as md's raid5_add_disk fills them: a missing slot first (the
+    // parity of a RAID-0 grow's RAID-4), then the new ones; the last stays missing then.
+    let free = (0..new_disks).filter(|&s| s >= old_disks || asm.slots[s as usize].is_none());
     let extra: Vec<(u32, String)> = spares
         .into_iter()
         .take(need)
-        .zip(old_disks..)
+        .zip(free)
         .map(|(p, s)| (s, p))
         .collect();
     let mut targets = targets_of(asm, &extra)?;
     if raid10 && new_disks > old_disks {
         // RAID-10 bitmaps count array sectors: md resizes them as the reshape starts.
         raid10::resize_bitmaps(&mut targets, new_size / SECTOR_SIZE);
+    }
+    for t in targets.iter_mut().filter(|t| t.slot < old_disks) {
+        if extra.iter().any(|(s, _)| *s == t.slot) {
+            // An old slot gets a new member: as md, it is recovered along with the reshape
+            // (recovery_offset follows the checkpoints, Engine::checkpoint).
+            t.sb.feature_map.set(FeatureMap::RECOVERY_OFFSET, true);
+            t.sb.recovery_offset = 0;
+            t.recovering = true;
+        }
     }
     // Room before the data (forwards) or after it (backwards), the same new_offset on every
     // member; without room, in place with a journal.
@@ -832,6 +853,11 @@ fn plan_continue(
             .div_ceil(s_n)
             .saturating_mul(s_n)
             .min(new_size)
+    } else if boundary >= asm.size() {
+        // Every old byte is in the new geometry already; past the old size the new stripes
+        // hold zeros only, so the checkpoint stands (a run stopped there, e.g. cancelled
+        // every few batches, would otherwise start again at the old size each time).
+        ckpt / s_n * s_n
     } else {
         boundary.min(ckpt) / s_n * s_n
     };
@@ -1693,11 +1719,9 @@ impl Writer {
                     *x = i;
                 }
             }
-            if v.contains(&usize::MAX) {
-                return Err(invalid!("a slot of the new geometry has no member"));
-            }
             v
         };
+        let missing = || invalid!("a data slot of the new geometry has no member");
         for j in 0..stripes {
             let roles = g.stripe_roles(s0 + j).map_err(|e| invalid!("{e}"))?;
             let at = (j * s_n) as usize;
@@ -1706,7 +1730,13 @@ impl Writer {
             let row = (j * cs) as usize..((j + 1) * cs) as usize;
             for (d, &m) in by_index.iter().enumerate() {
                 let i = slot_index[m as usize];
-                self.rows[i][row.clone()].copy_from_slice(chunk(d));
+                self.rows.get_mut(i).ok_or_else(missing)?[row.clone()].copy_from_slice(chunk(d));
+            }
+            // A missing parity member (md's RAID-0 grow: a RAID-4 without its parity) gets
+            // nothing, as md writes nothing there.
+            let p_slot = slot_index[roles.p_member as usize];
+            if p_slot == usize::MAX && roles.q_member.is_none() {
+                continue;
             }
             let blocks: Vec<&[u8]> = (0..k).map(chunk).collect();
             if let Some(qm) = roles.q_member {
@@ -1718,14 +1748,13 @@ impl Writer {
                 }
                 parity::pq_gen(&self.opts, &v, &mut self.p, &mut self.q)?;
                 let i = slot_index[qm as usize];
-                self.rows[i][row.clone()].copy_from_slice(&self.q);
+                self.rows.get_mut(i).ok_or_else(missing)?[row.clone()].copy_from_slice(&self.q);
             } else if k == 1 {
                 self.p.copy_from_slice(blocks[0]);
             } else {
                 parity::xor_gen(&self.opts, &blocks, &mut self.p)?;
             }
-            let i = slot_index[roles.p_member as usize];
-            self.rows[i][row].copy_from_slice(&self.p);
+            self.rows.get_mut(p_slot).ok_or_else(missing)?[row].copy_from_slice(&self.p);
         }
         let dev_off = s0 * cs;
         for (i, d) in eng.devs.iter().enumerate() {

@@ -18,6 +18,7 @@ rebuilt, and the Linux kernel assembles the result (md's superblocks, bitmap and
 
 from __future__ import annotations
 
+import builtins
 import errno
 import io
 import os
@@ -219,11 +220,17 @@ class Array:
         """Add ``path`` as a spare (``mdadm --add``); a missing file is created sparse. A
         degraded array is then rebuilt onto it by :meth:`rebuild`.
 
+        A RAID-0 has no spares (md refuses them): ``path`` is only remembered (nothing is
+        written to it) for :meth:`reshape` with more ``raid_devices``, which makes it a
+        member as mdadm does (``dev_number`` is then None); its content is checked there.
+
         :raises MemberInUseError: ``path`` holds another array, a file system or a
             partition table (``force=True`` overwrites it).
         """
         self._writable()
         p = os.fspath(path)
+        if self.level == "raid0":
+            return self._add_new_raid0_member(p)
         try:
             info = self._core.add_spare(p, force=force)
         except BaseException:
@@ -232,6 +239,33 @@ class Array:
         self._paths.append(p)
         self._reopen()
         return info
+
+    def _add_new_raid0_member(self, p: str) -> dict[str, Any]:
+        """:meth:`add` for a RAID-0: remember ``p`` (created sparse, as large as the largest
+        member, when missing) for the grow."""
+        known = [q for q in self._paths if os.path.exists(q)]
+        if os.path.exists(p) and any(os.path.samefile(p, q) for q in known):
+            raise InvalidArgumentError(f"{p}: already given for this array")
+        created = not os.path.exists(p)
+        if created:
+            size = 0
+            for q in known:
+                with builtins.open(q, "rb") as f:
+                    size = max(size, f.seek(0, os.SEEK_END))
+            with builtins.open(p, "xb") as f:
+                f.truncate(size)
+        self.close()
+        self._paths.append(p)
+        self._reopen()
+        return {
+            "dev_number": None,
+            "created": created,
+            "events": self.detail().get("events"),
+            "notes": [
+                f"{p}: a RAID-0 has no spares; it becomes a member with "
+                "reshape(raid_devices=...) (md's RAID-0 grow)"
+            ],
+        }
 
     def rebuild(
         self,
@@ -314,7 +348,13 @@ class Array:
         RAID-10 near and offset layouts: more members, another chunk, near <-> offset with
         the same number of copies (what md allows; far layouts are refused).
 
-        :raises NotSupportedError: other level changes, a shrink without ``array_size``.
+        A RAID-0 grows (more ``raid_devices``, after :meth:`add` of each new member) as
+        mdadm grows it: takeover to a RAID-4 without its parity member, the new members
+        added, reshape, takeover back to RAID-0; stopped anywhere, it is finished by calling
+        this again or :func:`fastraid.grow_continue`.
+
+        :raises NotSupportedError: other level changes, a shrink without ``array_size``, a
+            RAID-0 of several zones (members of different sizes) or fewer RAID-0 members.
         """
         from .reshape import reshape
 

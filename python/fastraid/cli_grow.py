@@ -4,6 +4,10 @@
     fastraid grow a.img b.img c.img d.img --continue                # finish an interrupted one
     fastraid grow a.img b.img c.img d.img --continue --revert       # ... or go back instead
 
+A RAID-0 grows the same way (``--add`` the new members, ``--raid-devices``), as mdadm does
+it: takeover to a RAID-4 without its parity member, reshape, takeover back to RAID-0;
+``--continue`` also finishes a RAID-0 grow that the kernel left interrupted.
+
 It prints the plan (steps, space needed, what a power cut at each step would lose) and asks
 unless ``--yes``; ``--dry-run`` only prints it. Progress is a bar on a terminal (rich), JSON
 lines with ``--progress=json``, nothing with ``--quiet``. Ctrl-C stops at a checkpoint and

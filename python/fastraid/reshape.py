@@ -67,7 +67,16 @@ def plan_reshape(
     :param members: the array's members and the spares that become new members (added with
         :meth:`fastraid.Array.add`), any order.
     :param raid_devices: the new number of members (more than now: a grow; fewer: a shrink,
-        which needs ``array_size``).
+        which needs ``array_size``). A RAID-0 grows as mdadm grows it (md cannot reshape
+        RAID-0 itself; ``src/reshape/raid0.rs``): takeover to a RAID-4 whose parity member
+        is missing, the new members (their paths among ``members``, without a superblock)
+        added as spares, a RAID-4 reshape that leaves the parity slot missing, takeover back
+        to RAID-0. Every state in between is one the kernel runs, and running the same
+        request again (or :func:`grow_continue`) finishes it. A RAID-4 (or RAID-5
+        parity-last) whose only missing member is its parity is taken for such a grow: it
+        becomes a RAID-0 of ``raid_devices`` members. Refused: a RAID-0 of several zones
+        (members of different sizes; md's takeover needs one zone), fewer members, metadata
+        0.90 (as by md and mdadm).
     :param array_size: shrinking only: the array bytes you keep (mdadm's ``--array-size``),
         at most what the smaller array holds; the bytes past that are discarded. A shrink
         without it is refused.
@@ -166,6 +175,11 @@ def grow_continue(
     what the shrink kept read as zeros). Crash-safe at every step: run the same call again
     (or, once the reshape is turned around, a plain ``grow_continue`` or the kernel) to
     finish it. A reshape that has moved nothing yet is simply cancelled.
+
+    A RAID-0 grow (a RAID-4 reshape whose only missing member is the parity, as mdadm
+    leaves it; or one of fastraid's steps before or after that reshape) is finished as
+    mdadm would have: the reshape, then the takeover back to RAID-0. Give the new members
+    among ``members`` when the grow was stopped before they were added.
 
     :raises InvalidArgumentError: no reshape is in progress.
     :raises NotSupportedError: a kind of reshape fastraid does not finish (see

@@ -56,7 +56,9 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{geometry, read_sb, Engine, Kind, Plan, Progress, Report, ReshapeOptions, Target};
+use super::{
+    geometry, raid0, read_sb, Engine, Kind, Plan, Progress, Report, ReshapeOptions, Target,
+};
 use crate::assemble::{self, AssembleOptions, Assembly, MemberState};
 use crate::error::{invalid, Error, Result};
 use crate::io::Member;
@@ -69,6 +71,28 @@ use crate::rebuild::{self, RebuildOptions};
 pub(super) struct Goal {
     level: Level,
     layout: Option<u32>,
+    /// A RAID-0 grow: the final number of members (src/reshape/raid0.rs).
+    members: Option<u32>,
+}
+
+impl Goal {
+    /// A RAID-0 of `members` members, grown as md does (src/reshape/raid0.rs).
+    pub(super) fn grow(members: u32) -> Goal {
+        Goal {
+            level: Level::Raid0,
+            layout: None,
+            members: Some(members),
+        }
+    }
+
+    /// RAID-0 by a takeover (of a RAID-4 / RAID-5 parity-last without its parity).
+    pub(super) fn raid0() -> Goal {
+        Goal {
+            level: Level::Raid0,
+            layout: None,
+            members: None,
+        }
+    }
 }
 
 /// The next thing to do, decided from the members as they are now.
@@ -90,16 +114,25 @@ pub(super) enum Step {
     Reshape {
         what: String,
         opts: ReshapeOptions,
+        /// The RAID-4 of a RAID-0 grow, without its parity member (src/reshape/raid0.rs).
+        parity_missing: bool,
+    },
+    /// Add a new member as a spare (`mdadm --add`; a RAID-0 grow, src/reshape/raid0.rs).
+    AddSpare {
+        what: String,
+        members: Vec<PathBuf>,
+        new: PathBuf,
     },
     Done,
 }
 
 impl Step {
-    fn what(&self) -> &str {
+    pub(super) fn what(&self) -> &str {
         match self {
             Step::Superblocks { what, .. }
             | Step::Rebuild { what, .. }
-            | Step::Reshape { what, .. } => what,
+            | Step::Reshape { what, .. }
+            | Step::AddSpare { what, .. } => what,
             Step::Done => "nothing left to do",
         }
     }
@@ -113,6 +146,12 @@ pub(super) struct LevelPlan {
     /// The steps expected from here, in words (the first is decided; the others follow
     /// from it).
     steps: Vec<String>,
+}
+
+impl LevelPlan {
+    pub(super) fn new(goal: Goal, paths: Vec<PathBuf>, steps: Vec<String>) -> LevelPlan {
+        LevelPlan { goal, paths, steps }
+    }
 }
 
 /// "-6" layout of a RAID-5 layout (md's `raid6_takeover`): 0–4 → 16–20, parity-last stays 5.
@@ -138,13 +177,13 @@ fn unsupported<T>(msg: impl Into<String>) -> Result<T> {
 }
 
 /// Members (with a v1 superblock of the array) and the other paths.
-struct Members {
+pub(super) struct Members {
     /// (path, superblock), freshest first.
-    sbs: Vec<(PathBuf, SuperblockV1)>,
-    others: Vec<PathBuf>,
+    pub(super) sbs: Vec<(PathBuf, SuperblockV1)>,
+    pub(super) others: Vec<PathBuf>,
 }
 
-fn members(paths: &[PathBuf]) -> Result<Members> {
+pub(super) fn members(paths: &[PathBuf]) -> Result<Members> {
     let mut all = Vec::new();
     let mut others = Vec::new();
     for p in paths {
@@ -216,7 +255,12 @@ fn target(path: &Path, sb: SuperblockV1) -> Result<Target> {
 
 /// A takeover: `tpl` applied to every member; unchanged roles first, then `last`
 /// (the member whose role changes), then spares.
-fn takeover(m: &Members, tpl: &SuperblockV1, last: Option<u32>, what: String) -> Result<Step> {
+pub(super) fn takeover(
+    m: &Members,
+    tpl: &SuperblockV1,
+    last: Option<u32>,
+    what: String,
+) -> Result<Step> {
     let mut order: Vec<(u8, &(PathBuf, SuperblockV1))> = m
         .sbs
         .iter()
@@ -287,11 +331,12 @@ fn reshape_step(opts: &ReshapeOptions, layout: Option<u32>, what: String) -> Ste
             continue_only: false,
             ..opts.clone()
         },
+        parity_missing: false,
     }
 }
 
 /// Slots that are missing or only partly rebuilt.
-fn incomplete(asm: &Assembly) -> Vec<u32> {
+pub(super) fn incomplete(asm: &Assembly) -> Vec<u32> {
     (0u32..)
         .zip(&asm.slots)
         .filter(|(_, s)| s.as_ref().is_none_or(|m| m.valid_bytes != u64::MAX))
@@ -349,6 +394,9 @@ pub(super) fn next_step(paths: &[PathBuf], goal: &Goal, opts: &ReshapeOptions) -
         ));
     }
     let cur = asm.geometry.level();
+    if let Some(want) = goal.members {
+        return raid0::grow_step(paths, &m, &asm, want, opts); // src/reshape/raid0.rs
+    }
     if r.reshape.is_some() {
         return Ok(reshape_step(
             opts,
@@ -578,25 +626,7 @@ pub(super) fn next_step(paths: &[PathBuf], goal: &Goal, opts: &ReshapeOptions) -
             }
         }
         (Level::Raid0, Level::Raid4 | Level::Raid5) => {
-            if fm.contains(FeatureMap::RAID0_LAYOUT) {
-                return unsupported(
-                    "a RAID-0 of several zones (members of different sizes) cannot be taken \
-                     over (md allows one zone only)",
-                );
-            }
-            let chunk = u64::from(fresh.chunksize.max(1));
-            let rounded: Vec<u64> = m
-                .sbs
-                .iter()
-                .map(|(_, s)| s.data_size / chunk * chunk)
-                .collect();
-            let size = rounded.iter().copied().min().unwrap_or(0);
-            if rounded.iter().any(|&s| s != size) || size == 0 {
-                return unsupported(
-                    "a RAID-0 of several zones (members of different sizes) cannot be taken \
-                     over (md allows one zone only)",
-                );
-            }
+            let size = raid0::one_zone(&m, &fresh)?;
             if m.sbs.iter().any(|(_, s)| s.role() == Role::Spare) {
                 return unsupported("a RAID-0 with spares is not understood");
             }
@@ -762,6 +792,9 @@ fn later_steps(cur: Level, goal: &Goal, first: &Step) -> Vec<String> {
 /// The hook of [`super::plan`]: a plan when `opts` asks for a level change, or the array is
 /// in the middle of one; `None` leaves the request to the same-level engine.
 pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Plan>> {
+    if let Some(p) = raid0::plan(paths, opts)? {
+        return Ok(Some(p)); // a RAID-0 grow (src/reshape/raid0.rs)
+    }
     let Some(lv) = opts.level else {
         return Ok(None);
     };
@@ -778,6 +811,7 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
     let goal = Goal {
         level,
         layout: opts.layout,
+        members: None,
     };
     let m = match members(paths) {
         Ok(m) => m,
@@ -891,12 +925,20 @@ impl LevelPlan {
         plan: &Plan,
         f: &mut std::fmt::Formatter<'_>,
     ) -> std::fmt::Result {
-        writeln!(
-            f,
-            "change the level of array {} to {}",
-            crate::md::format_uuid(&plan.uuid),
-            self.goal.level.name()
-        )?;
+        match self.goal.members {
+            Some(n) => writeln!(
+                f,
+                "grow RAID-0 array {} to {n} members (as mdadm: through a RAID-4 without its \
+                 parity member)",
+                crate::md::format_uuid(&plan.uuid)
+            )?,
+            None => writeln!(
+                f,
+                "change the level of array {} to {}",
+                crate::md::format_uuid(&plan.uuid),
+                self.goal.level.name()
+            )?,
+        }
         writeln!(
             f,
             "  from : {} of {} members, {}",
@@ -922,6 +964,9 @@ impl LevelPlan {
             let loses = if s.starts_with("takeover") || s.starts_with("complete") {
                 "nothing (superblocks only, events+1, fdatasync; both levels map the data \
                  alike, a partial update is completed by the next run)"
+            } else if s.starts_with("add") {
+                "nothing (the spare's superblock, then events+1 on every member; the kernel \
+                 would compute the parity onto the spare)"
             } else if s.starts_with("compute") {
                 "nothing (the array reads from the data members meanwhile; the next run or \
                  the kernel resumes at the last recovery_offset)"
@@ -946,7 +991,7 @@ impl LevelPlan {
         let mut written = 0u64;
         let mut checkpoints = 0u64;
         let mut last = String::new();
-        for _ in 0..12 {
+        for _ in 0..12 + self.paths.len() {
             let step = next_step(&self.paths, &self.goal, &plan.opts)?;
             if step.what() == last && !matches!(step, Step::Reshape { .. }) {
                 return Err(invalid!("internal: the step '{last}' did not take effect"));
@@ -1011,12 +1056,26 @@ impl LevelPlan {
                     })?;
                     written += rep.bytes_written;
                 }
-                Step::Reshape { opts, .. } => {
+                Step::AddSpare { members, new, .. } => {
+                    // The writer's add: the spare's superblock, then events + 1 everywhere.
+                    let (rd, w) = crate::writer::open(&members, false)?;
+                    w.add_spare(rd, &new, false)?;
+                }
+                Step::Reshape {
+                    opts,
+                    parity_missing,
+                    ..
+                } => {
                     let m = members(&self.paths)?;
                     let paths: Vec<PathBuf> = m.sbs.iter().map(|(p, _)| p.clone()).collect();
                     // The forward new_offset engine: data durable before every
                     // reshape_position checkpoint (module docs of `super`).
-                    let rep = super::plan(&paths, &opts)?.execute(progress)?;
+                    let plan = if parity_missing {
+                        raid0::engine_plan(&paths, &opts)?
+                    } else {
+                        super::plan(&paths, &opts)?
+                    };
+                    let rep = plan.execute(progress)?;
                     written += rep.bytes_written;
                     checkpoints += rep.checkpoints;
                 }

@@ -267,6 +267,43 @@ _case(
     SPEED=300,
     CUT=50,
 )
+for _to, _cut in ((4, 40), (4, 5), (5, 40)):
+    _case(
+        f"raid0-grow-3to{_to}-cut{_cut}",
+        "reshape",
+        _to,
+        16,
+        f"RAID-0 on 3 disks, chunk 64 KiB, metadata 1.2, pattern; mdadm --grow "
+        f"--raid-devices={_to} --add (mdadm: takeover to RAID-4 with the parity slot missing, "
+        f"the new disks added, reshape with data_offset moving, takeover back to RAID-0), power "
+        f"cut at {_cut} %",
+        LEVEL=0,
+        N=3,
+        CHUNK=64,
+        META="1.2",
+        ADD=" ".join(str(k) for k in range(3, _to)),
+        GROW=f"--raid-devices={_to}",
+        SPEED=300,
+        CUT=_cut,
+    )
+_case(
+    "raid0-meta10-grow-3to4-backup-cut40",
+    "reshape",
+    4,
+    16,
+    "RAID-0 on 3 disks, metadata 1.0 (data_offset 0: no room to move the data), chunk 64 KiB, "
+    "pattern; mdadm --grow --raid-devices=4 --add, first without a backup file (what mdadm "
+    "says), then with --backup-file (on an ext4 disk), power cut at 40 %",
+    LEVEL=0,
+    N=3,
+    CHUNK=64,
+    META="1.0",
+    ADD="3",
+    GROW="--raid-devices=4",
+    BACKUP="auto",
+    SPEED=300,
+    CUT=40,
+)
 _case(
     "raid5-ext4-4",
     "ext4",
@@ -472,16 +509,16 @@ def sysfs_dict(text: str) -> dict[str, str]:
     return out
 
 
-TOLERATES = {"5": 1, "4": 1, "6": 2, "10": 1, "1": None}
+TOLERATES = {"5": 1, "4": 1, "6": 2, "10": 1, "1": None, "0": 0}
 
 
 # ---------------------------------------------------------------- layout census
 
 
 def stripe_map(level: int, layout: int, n: int, chunk: int, sector: int) -> tuple[int, int]:
-    """(member role, sector in its data area) of array sector ``sector`` for RAID-5/6 with
-    md's layouts 0-3 and the RAID-6 ``*-6`` layouts 16-19 (raid5.c raid5_compute_sector,
-    restated in md-format.md section 5.3)."""
+    """(member role, sector in its data area) of array sector ``sector`` for RAID-4/5/6 with
+    md's layouts 0-5 (4/5: parity-first/-last, RAID-4 is 5) and the RAID-6 ``*-6`` layouts
+    16-19 (raid5.c raid5_compute_sector, restated in md-format.md section 5.3)."""
     cn, off = divmod(sector, chunk)
     if level == 6 and layout >= 16:
         stripe, dd = divmod(cn, n - 2)
@@ -502,6 +539,10 @@ def stripe_map(level: int, layout: int, n: int, chunk: int, sector: int) -> tupl
 
 
 def _r5(layout: int, n: int, stripe: int, dd: int) -> int:
+    if layout == 4:  # parity-first
+        return dd + 1
+    if layout == 5:  # parity-last (and RAID-4)
+        return dd
     if layout in (0, 1):
         pd = n - 1 - stripe % n if layout == 0 else stripe % n
         return dd + 1 if dd >= pd else dd
@@ -810,6 +851,8 @@ def make_case(name: str, work_root: Path, keep: bool) -> dict[str, Any]:
         "mdstat.txt",
         "grow.txt",
         "grow-try.txt",
+        "mdstat-after-try.txt",
+        "examine-after-try.txt",
     ):
         if sec in sections:
             (dest / sec).write_text(sections[sec])
@@ -858,6 +901,11 @@ def make_case(name: str, work_root: Path, keep: bool) -> dict[str, Any]:
         # the reshape position the array is a degraded RAID-6, so one member at most
         manifest["level"] = "raid6"
         manifest["tolerates_missing"] = 1
+    if v["LEVEL"] == "0" and "GROW" in v:
+        # mdadm grows a RAID-0 as a RAID-4 whose parity member is missing: nothing more
+        # may be missing
+        manifest["level"] = "raid4"
+        manifest["tolerates_missing"] = 0
     if case["kind"] == "ext4":
         files = []
         for key, val in sorted(kv.items()):
