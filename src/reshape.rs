@@ -1366,7 +1366,13 @@ impl Plan {
                 sb.raid_disks = self.new_disks;
                 sb.delta_disks = delta;
                 sb.new_level = sb.level;
-                sb.new_layout = self.new_layout.md_number();
+                // An unchanged layout keeps the number it has (md writes 5 for the RAID-4
+                // of its RAID-0 takeover, mdadm's --create 0).
+                sb.new_layout = if self.new_layout == self.old_layout {
+                    sb.layout
+                } else {
+                    self.new_layout.md_number()
+                };
                 sb.new_chunk = (self.new_chunk_bytes / SECTOR_SIZE) as u32;
                 sb.new_offset = self.new_offset as i32;
                 for &(dn, slot) in &roles {

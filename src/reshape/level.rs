@@ -1057,6 +1057,11 @@ impl LevelPlan {
                     written += rep.bytes_written;
                 }
                 Step::AddSpare { members, new, .. } => {
+                    // An empty file is an add killed between creating and sizing it.
+                    if std::fs::metadata(&new).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                        std::fs::remove_file(&new)
+                            .map_err(|e| Error::Io(format!("{}: {e}", new.display())))?;
+                    }
                     // The writer's add: the spare's superblock, then events + 1 everywhere.
                     let (rd, w) = crate::writer::open(&members, false)?;
                     w.add_spare(rd, &new, false)?;
