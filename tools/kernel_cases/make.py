@@ -292,8 +292,9 @@ _case(
     4,
     16,
     "RAID-0 on 3 disks, metadata 1.0 (data_offset 0: no room to move the data), chunk 64 KiB, "
-    "pattern; mdadm --grow --raid-devices=4 --add, first without a backup file (what mdadm "
-    "says), then with --backup-file (on an ext4 disk), power cut at 40 %",
+    "pattern; mdadm --grow --raid-devices=4 --add, first without a backup file, then (only "
+    "if mdadm asks) with --backup-file on an ext4 disk: mdadm 4.2 needed none (it keeps the "
+    "768 KiB critical section on the new member) and reshapes in place; power cut at 40 %",
     LEVEL=0,
     N=3,
     CHUNK=64,
