@@ -159,6 +159,43 @@ def test_stopped_reshape_is_finished(tmp_path: Path, resume: str) -> None:
     check_raid0(members, want, 5)
 
 
+def _metadata(p: Path) -> bytes:
+    off = fastraid.examine(p)[0]["data_offset"] * 512
+    with p.open("rb") as f:
+        return f.read(off)
+
+
+def _put_metadata(p: Path, meta: bytes) -> None:
+    with p.open("r+b") as f:
+        f.write(meta)
+
+
+def test_add_cut_between_superblock_writes(tmp_path: Path) -> None:
+    """The takeover done, then an add cut after the first member's superblock: that member
+    is one event ahead, the new member has no superblock. The next run brings the others
+    up to date first (so that another cut cannot leave them two events behind, stale),
+    then adds again and finishes."""
+    paths = make(tmp_path, 3)
+    want = content(paths)
+    # A new member in a directory that does not exist: the takeover is done, the add fails.
+    with pytest.raises(fastraid.FastRaidError):
+        fastraid.reshape([*paths, tmp_path / "none" / "new.img"], raid_devices=4)
+    with fastraid.open(paths, readonly=True) as a:
+        assert a.level == "raid4" and a.raid_devices == 4, a.detail()
+    kept = {p: _metadata(p) for p in paths[1:]}
+    new = tmp_path / "new.img"
+    with fastraid.open(paths) as a:
+        a.add(new)  # the add: every superblock events + 1, the spare's written
+    for p, meta in kept.items():
+        _put_metadata(p, meta)  # ... but the cut came after the first member
+    with new.open("r+b") as f:
+        f.write(bytes(8192))  # and before the spare's superblock
+    text = str(fastraid.plan_reshape([*paths, new], raid_devices=4))
+    assert "one event behind" in text, text
+    fastraid.reshape([*paths, new], raid_devices=4)
+    check_raid0([*paths, new], want, 4)
+
+
 def test_add_on_raid0_remembers_the_path(tmp_path: Path) -> None:
     paths = make(tmp_path, 3)
     before = sums(paths)

@@ -212,7 +212,7 @@ pub(super) fn members(paths: &[PathBuf]) -> Result<Members> {
 }
 
 /// `sb` with the array-wide fields of `tpl` (a takeover; per-device fields stay).
-fn adopt(sb: &SuperblockV1, tpl: &SuperblockV1) -> SuperblockV1 {
+pub(super) fn adopt(sb: &SuperblockV1, tpl: &SuperblockV1) -> SuperblockV1 {
     let mut s = sb.clone();
     if tpl.level == 0 && s.level != 0 {
         // RAID-0 uses each member's data_size: exactly the old per-member size.
@@ -238,7 +238,7 @@ fn adopt(sb: &SuperblockV1, tpl: &SuperblockV1) -> SuperblockV1 {
     s
 }
 
-fn target(path: &Path, sb: SuperblockV1) -> Result<Target> {
+pub(super) fn target(path: &Path, sb: SuperblockV1) -> Result<Target> {
     let bitmap = if sb.feature_map.contains(FeatureMap::BITMAP_OFFSET) {
         super::bitmap_of(path, &sb)?
     } else {

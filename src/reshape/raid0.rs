@@ -345,6 +345,28 @@ pub(super) fn grow_step(
             parity_missing: true,
         });
     }
+    // Members one event behind (an add cut between its superblock writes, each durable on
+    // its own): brought up to date first, as md's next superblock update would, so that a
+    // second cut cannot leave them two events behind (stale).
+    let behind = m.sbs.iter().filter(|(_, s)| {
+        s.events + 1 == fresh.events
+            && (s.level, s.raid_disks, s.layout) == (fresh.level, fresh.raid_disks, fresh.layout)
+    });
+    let mut targets = Vec::new();
+    for (p, s) in behind {
+        targets.push(level::target(p, level::adopt(s, fresh))?);
+    }
+    if !targets.is_empty() {
+        return Ok(Step::Superblocks {
+            what: format!(
+                "bring {} superblock(s) one event behind up to date (an update cut between \
+                 its writes)",
+                targets.len()
+            ),
+            targets,
+            events: fresh.events,
+        });
+    }
     if !r.is_clean() {
         return unsupported(
             "the array was not stopped cleanly: open it read-write once (resync) before \
