@@ -34,7 +34,12 @@ try:
     plan = fastraid.plan_reshape(sys.argv[2:], checkpoint_bytes=0, **opts)
 except fastraid.InvalidArgumentError as e:
     # killed after the finish, before the child exited: nothing left to do
-    done = ("already has that geometry", "nothing to continue", "nothing to revert")
+    done = (
+        "already has that geometry",
+        "already is a RAID-0",
+        "nothing to continue",
+        "nothing to revert",
+    )
     if any(m in str(e) for m in done):
         sys.exit(0)
     raise
@@ -64,21 +69,26 @@ def kill_rounds(
     max_delay: float = 0.5,
     speed_limit: int = 16 << 20,
     batch_bytes: int = 64 * 1024,
+    resume_kw: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Rounds of kill-and-restart until at least ``kills`` kills; returns (kills, rounds).
 
     ``kw`` goes to ``plan_reshape`` (JSON-able values); ``names`` are the member files in
     ``pristine``, copied into ``work`` for each round. The callbacks get the members' paths
-    and the round number."""
+    and the round number. With ``resume_kw``, every other restart after a kill runs with it
+    instead of ``kw`` (e.g. ``grow --continue`` alternating with the same request)."""
     done = rounds = 0
     t0 = time.monotonic()
-    opts = {"batch_bytes": batch_bytes, "speed_limit": speed_limit, **kw}
+    base = {"batch_bytes": batch_bytes, "speed_limit": speed_limit}
     while done < kills:
         rounds += 1
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(pristine, work)
         members = [str(work / m) for m in names]
+        restarts = 0
         while True:
+            run = kw if resume_kw is None or restarts % 2 == 0 else resume_kw
+            opts = {**base, **run}
             child = subprocess.Popen(
                 [sys.executable, "-c", CHILD, json.dumps(opts), *members],
                 stdout=subprocess.PIPE,
@@ -94,6 +104,7 @@ def kill_rounds(
                 break
             assert child.returncode == -signal.SIGKILL, err.decode()[-3000:]
             done += 1
+            restarts += 1
             after_kill(members, rounds)
         at_end(members, rounds)
     print(f"{kw}: {done} kills over {rounds} rounds in {time.monotonic() - t0:.1f} s")

@@ -14,10 +14,7 @@ mdadm does it: RAID-4 without its parity member, reshape, back to RAID-0):
 from __future__ import annotations
 
 import hashlib
-import json
-import lzma
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +23,7 @@ from pathlib import Path
 
 import fastraid
 import pytest
+from conftest import kernel_case
 from fastraid.cli import main
 from kernelmd import check, summary
 
@@ -33,7 +31,6 @@ pytestmark = pytest.mark.slow
 
 MEMBER = 8 << 20
 CHUNK = 64 * 1024
-KERNEL_CASES = Path(__file__).parent / "fixtures" / "kernel"
 
 
 def make(tmp: Path, n: int) -> tuple[list[Path], bytes]:
@@ -104,14 +101,7 @@ def test_kernel_finishes_a_killed_raid0_grow(tmp_path: Path) -> None:
 
 
 def test_kernel_cut_raid0_grow_continued_by_fastraid(tmp_path: Path) -> None:
-    name = "raid0-grow-3to4-cut40"
-    manifest = json.loads((KERNEL_CASES / name / "manifest.json").read_text())
-    paths = []
-    for m in manifest["members"]:
-        p = tmp_path / m["file"].removesuffix(".xz")
-        with lzma.open(KERNEL_CASES / name / m["file"]) as f, p.open("wb") as out:
-            shutil.copyfileobj(f, out)
-        paths.append(p)
+    paths, _, manifest = kernel_case(tmp_path, "raid0-grow-3to4-cut40")
     assert main(["grow", *map(str, paths), "--continue", "--yes", "--progress", "none"]) == 0
     exp = manifest["expected"]
     judge_raid0(paths, exp["sha256"], exp["length_bytes"], 4)

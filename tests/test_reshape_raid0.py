@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import lzma
 import random
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import fastraid
 import pytest
+from conftest import kernel_case
 from fastraid.cli import main
 
 CHUNK = 64 * 1024
-KERNEL_CASES = Path(__file__).parent / "fixtures" / "kernel"
 
 
 def make(tmp: Path, n: int, member: int = 4 << 20, metadata: str = "1.2") -> list[Path]:
@@ -257,17 +254,6 @@ def test_metadata_090_refused(md_copy: Callable[[str], list[Path]], tmp_path: Pa
     assert sums(paths) == before
 
 
-def _kernel_case(name: str, tmp: Path) -> tuple[list[Path], dict[str, object]]:
-    manifest = json.loads((KERNEL_CASES / name / "manifest.json").read_text())
-    paths = []
-    for m in manifest["members"]:
-        p = tmp / m["file"].removesuffix(".xz")
-        with lzma.open(KERNEL_CASES / name / m["file"]) as f, p.open("wb") as out:
-            shutil.copyfileobj(f, out)
-        paths.append(p)
-    return paths, manifest
-
-
 @pytest.mark.parametrize(
     "name",
     [
@@ -281,7 +267,7 @@ def test_grow_continue_finishes_the_kernels_raid0_grow(tmp_path: Path, name: str
     """mdadm's RAID-0 grow cut by a power loss (a RAID-4 reshape, parity slot missing):
     ``grow --continue`` finishes the reshape and takes the array back to RAID-0, as mdadm
     would have."""
-    paths, manifest = _kernel_case(name, tmp_path)
+    paths, _, manifest = kernel_case(tmp_path, name)
     exp = manifest["expected"]
     assert isinstance(exp, dict)
     plan = fastraid.plan_reshape(paths, continue_only=True)
