@@ -939,22 +939,24 @@ impl LevelPlan {
                 self.goal.level.name()
             )?,
         }
+        // RAID-0 has no layout to name.
+        let layout = |level: Level, l: Layout| match l.name() {
+            s if s.is_empty() || level == Level::Raid0 => String::new(),
+            s => format!(", {s}"),
+        };
         writeln!(
             f,
-            "  from : {} of {} members, {}",
+            "  from : {} of {} members{}",
             plan.old_geo.level().name(),
             plan.old_disks,
-            plan.old_layout.name()
+            layout(plan.old_geo.level(), plan.old_layout)
         )?;
         writeln!(
             f,
             "  to   : {} of {} members{}",
             self.goal.level.name(),
             plan.new_disks,
-            match plan.new_layout.name() {
-                s if s.is_empty() => String::new(),
-                s => format!(", {s}"),
-            }
+            layout(self.goal.level, plan.new_layout)
         )?;
         for m in &plan.members {
             writeln!(f, "  member: {m}")?;

@@ -212,6 +212,11 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
         Kind::Start
     };
     let size = new_geo.array_bytes();
+    // The checkpoint of a reshape in progress (for the plan's description).
+    let ckpt = asm
+        .reference
+        .reshape
+        .map_or(0, |rs| rs.position.saturating_mul(SECTOR_SIZE));
     Ok(Some(Plan {
         kind,
         uuid: asm.reference.array_uuid,
@@ -223,8 +228,8 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
         old_chunk_bytes: chunk_bytes,
         new_chunk_bytes: chunk_bytes,
         new_offset: 0,
-        start: 0,
-        checkpoint: 0,
+        start: ckpt,
+        checkpoint: ckpt,
         old_size: asm.size(),
         new_size: size,
         events: asm.reference.events,
