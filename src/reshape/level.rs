@@ -336,7 +336,7 @@ fn reshape_step(opts: &ReshapeOptions, layout: Option<u32>, what: String) -> Ste
 }
 
 /// Slots that are missing or only partly rebuilt.
-pub(super) fn incomplete(asm: &Assembly) -> Vec<u32> {
+fn incomplete(asm: &Assembly) -> Vec<u32> {
     (0u32..)
         .zip(&asm.slots)
         .filter(|(_, s)| s.as_ref().is_none_or(|m| m.valid_bytes != u64::MAX))
