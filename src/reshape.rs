@@ -33,7 +33,9 @@
 //! the rows, fdatasync, the checkpoint. A restart finds the journal, writes it back in the
 //! new geometry and records the checkpoint past it (as mdadm restores its backup), then
 //! trusts the checkpoint. The journal is removed at the finish. Level changes are
-//! `level.rs`'s; degraded arrays and metadata 0.90 are refused with [`Error::Unsupported`].
+//! `level.rs`'s, growing a RAID-0 `raid0.rs`'s (the RAID-4 it reshapes lacks its parity
+//! member, as md's does); other degraded arrays and metadata 0.90 are refused with
+//! [`Error::Unsupported`].
 //! Going back instead ([`ReshapeOptions::revert`]: turn the reshape around and run it
 //! back) is `revert.rs`'s.
 //!

@@ -10,6 +10,7 @@
 //! | RAID-4 ↔ RAID-5 parity-last | takeover only (the same map); RAID-5 of another layout first reshapes to parity-last |
 //! | RAID-0 (one zone, n) → RAID-4 / RAID-5 parity-last (n+1) | takeover with the parity slot missing; recovery computes the parity onto the new member |
 //! | RAID-4 / RAID-5 parity-last without its parity member → RAID-0 (n−1) | takeover only (md refuses it while the parity member is in use) |
+//! | RAID-0 (one zone, n) → RAID-0 (N > n) | mdadm's grow, `raid0.rs`: takeover to RAID-4 (n+1) with the parity slot missing, the new members added as spares, a reshape to N+1 that leaves the parity slot missing, takeover back to RAID-0 |
 //!
 //! Everything else (RAID-1/10/linear, RAID-6 ↔ RAID-0/4, multi-zone RAID-0, DDF layouts,
 //! degraded arrays except the missing parity of an interrupted change, metadata 0.90,
