@@ -383,9 +383,6 @@ fn size_of(g: &Geometry, round_sectors: u64) -> u64 {
 /// Decide what a reshape of the array on `paths` would do (reads only).
 pub fn plan<P: AsRef<Path>>(paths: &[P], opts: &ReshapeOptions) -> Result<Plan> {
     let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-    if opts.revert {
-        raid10::refuse_revert(&paths)?;
-    }
     if let Some(p) = revert::plan(&paths, opts)? {
         return Ok(p); // a revert, or a turn-around a crash left half-written
     }
@@ -1597,6 +1594,16 @@ impl Plan {
             // Every copy of the added space is written: its bits are no longer needed.
             let (o, n) = (self.old_size / SECTOR_SIZE, n_end / SECTOR_SIZE);
             raid10::mark_bits(&eng, o, n, false, false)?;
+        }
+        if self.level == Level::Raid10 && self.new_disks < self.old_disks {
+            // A reverted grow (revert.rs): the bits of the space it added cleared, the
+            // bitmaps back to the array's size (same chunk: the bits keep their meaning).
+            let (n, o) = (
+                n_end / SECTOR_SIZE,
+                self.old_geo.array_bytes() / SECTOR_SIZE,
+            );
+            raid10::mark_bits(&eng, n, o.max(n), false, false)?;
+            raid10::resize_bitmaps(&mut eng.targets, n);
         }
         eng.sync_all()?;
         eng.events += 1;

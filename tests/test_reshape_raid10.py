@@ -248,13 +248,11 @@ KERNEL_CASES = sorted(p.name for p in KERNEL.glob("raid10-*-cut*"))
 @pytest.mark.parametrize("name", KERNEL_CASES)
 def test_grow_continue_kernel_cases(tmp_path: Path, name: str) -> None:
     """md's interrupted RAID-10 reshapes (cut by a power loss), finished by fastraid: the
-    pattern, zeros past it, every copy equal, data_offset moved by md's new_offset."""
+    pattern, zeros past it, every copy equal, data_offset moved by md's new_offset (their
+    revert: tests/test_reshape_raid10_revert.py)."""
     paths, _, manifest = kernel_case(tmp_path, name)
     expected = manifest["expected"]
     sbs = [fastraid.examine(p)[0] for p in paths]
-    with pytest.raises(fastraid.NotSupportedError, match="RAID-10"):
-        fastraid.grow_continue(paths, revert=True)  # not supported: nothing written
-    assert [fastraid.examine(p)[0] for p in paths] == sbs
     plan = fastraid.plan_reshape(paths, continue_only=True, batch_bytes=512 * 1024)
     assert plan.describe()["kind"] == "continue"
     plan.execute()

@@ -26,18 +26,18 @@
 //! `md_bitmap_resize` does at the start of md's reshape: same space, the chunk doubled
 //! until the bits fit.
 //!
+//! `--revert` turns a RAID-10 reshape around as md's revert-reshape does (revert.rs,
+//! `decide_raid10`); the reverse of a grow is the only RAID-10 shrink the engine runs.
+//!
 //! Linux 6.1 cannot itself *continue* a near -> offset change: it writes the far copies
 //! past the end of the members (observed with mdadm `--grow --layout=o2`; the new
 //! geometry seems to keep the near layout's stride). fastraid's plan says so; finish such
 //! a reshape with fastraid (`grow --continue`).
 
-use std::path::PathBuf;
-
-use super::{read_sb, Engine, Plan, Target, Writer};
+use super::{Engine, Plan, Target, Writer};
 use crate::error::{invalid, Error, Result};
 use crate::layout::{Geometry, Layout, Raid10Layout, SECTOR_SIZE};
 use crate::md::bitmap::{BitmapHeader, HEADER_BYTES};
-use crate::md::FeatureMap;
 
 /// Where a geometry's array bytes sit on the rows of its members, in md's terms: array
 /// chunk `k` starts at position `k × near` of a row of `width` members, and each row of
@@ -192,21 +192,51 @@ pub(super) fn takeover_note(old: &Geometry, new: &Geometry) -> Option<String> {
     })
 }
 
-/// `--revert` runs a reshape back through the parity levels' turn-around (revert.rs),
-/// which does not know RAID-10's rows: refused; `--continue` finishes the reshape.
-pub(super) fn refuse_revert(paths: &[PathBuf]) -> Result<()> {
-    for p in paths {
-        if let Ok(Some(sb)) = read_sb(p) {
-            if sb.level == 10 && sb.feature_map.contains(FeatureMap::RESHAPE_ACTIVE) {
-                return Err(Error::Unsupported(
-                    "reverting a RAID-10 reshape is not supported by fastraid: `fastraid grow \
-                     --continue` finishes it"
-                        .into(),
-                ));
+/// Whether the engine's RAID-10 step (`Plan::execute`, step 4: every new chunk written
+/// only where no old data still needed lies, the checkpoint recorded right where the
+/// writes end) gets from `start` to its end without stopping with "no progress possible",
+/// for the geometries `old` -> `new` of the reverse reshape, `off` sectors apart. The
+/// engine is blocked at `pos` only where it would be with its checkpoint at `pos` (the
+/// worst case: it records the checkpoint there and tries again), so every chunk on the
+/// way is checked.
+pub(super) fn reverse_progresses(
+    old: &Geometry,
+    new: &Geometry,
+    off: u64,
+    start: u64,
+    n_end: u64,
+    back: bool,
+) -> bool {
+    let (ro, rn) = (Rows::of(old), Rows::of(new));
+    let s_n = rn.chunk;
+    if s_n == 0 || !start.is_multiple_of(s_n) {
+        return false;
+    }
+    let old_size = old.array_bytes();
+    if back {
+        let mut pos = start;
+        while pos > 0 {
+            let need = ro.end(pos);
+            let limit = if need <= off {
+                0
+            } else {
+                rn.min_start(need - off).div_ceil(s_n).saturating_mul(s_n)
+            };
+            if limit >= pos {
+                return false;
             }
+            pos -= s_n;
+        }
+    } else {
+        let mut pos = start;
+        while pos < n_end {
+            if pos < old_size && rn.max_end(ro.start(pos) + off) / s_n * s_n <= pos {
+                return false;
+            }
+            pos = pos.saturating_add(s_n);
         }
     }
-    Ok(())
+    true
 }
 
 /// The bitmap header after a grow to `sync_size` array sectors: md's `md_bitmap_resize`
@@ -371,6 +401,20 @@ mod tests {
         assert_eq!(r.end(s + 1), 16);
         assert_eq!(r.max_end(17), s * 2);
         assert_eq!(r.min_start(9), s * 2);
+    }
+
+    #[test]
+    fn reverse_needs_room() {
+        // n2 4 -> 5 reverted (5 -> 4, backwards), 64 KiB chunks, 8 MiB of data.
+        let (g5, g4) = (
+            r10(Raid10Layout::near(2), 5, 128),
+            r10(Raid10Layout::near(2), 4, 128),
+        );
+        let at = 4 << 20;
+        assert!(reverse_progresses(&g5, &g4, 256, at, 8 << 20, true));
+        assert!(!reverse_progresses(&g5, &g4, 0, at, 8 << 20, true));
+        // Not on a chunk boundary of the reverse: refused.
+        assert!(!reverse_progresses(&g5, &g4, 256, at + 512, 8 << 20, true));
     }
 
     #[test]

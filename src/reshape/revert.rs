@@ -48,6 +48,25 @@
 //!   removed when the revert ends; one left behind (the kernel finished the revert) no
 //!   longer matches anything and is ignored.
 //!
+//! # RAID-10
+//!
+//! The same turn-around, with what RAID-10 needs instead of the parity levels' steps
+//! ([`decide_raid10`]): fastraid's reader trusts a RAID-10 checkpoint (no parity to judge
+//! by) and the engine records it right where its writes end, so nothing is written back:
+//! at the checkpoint the reshape's new geometry below it *is* what the reverse reads as its
+//! old one. The turn is made at a multiple of both chunks (advanced there by the engine
+//! first, where needed: a chunk decrease, a backwards reshape); a grow that has moved all
+//! the old geometry holds is turned at the old size. md's minimum offset difference
+//! (`max(C·fc)` of both geometries) is symmetric, so it holds for the reverse; whether the
+//! reverse moves every chunk back in the free space it has is checked chunk by chunk
+//! ([`super::raid10::reverse_progresses`]) before anything is written. The direction
+//! follows md: a reverted grow has `delta_disks < 0` (backwards, the data moving up), a
+//! chunk or layout change has RESHAPE_BACKWARDS toggled. At the finish of a reverted grow
+//! the added members become spares and the bitmaps, which the grow resized, go back to the
+//! array's size (same chunk) with the bits of the added space cleared. A reverse from
+//! offset to near is one the kernel can continue; one from near to offset (the revert of
+//! an offset -> near change) is not (see raid10.rs), and its plan says so.
+//!
 //! # On-disk states (what a power cut leaves) and who finishes them
 //!
 //! 1. *Advance* (where needed): the original reshape's own batches and checkpoints. A
@@ -385,6 +404,9 @@ fn decide(c: &Current) -> Result<Action> {
             t.path.display()
         ));
     }
+    if p.level == Level::Raid10 {
+        return decide_raid10(c);
+    }
     let g = geo(p);
     let fwd = !p.backwards;
     let in_place = p.new_offset == 0;
@@ -502,6 +524,89 @@ fn decide(c: &Current) -> Result<Action> {
                 off.unsigned_abs()
             ));
         }
+    }
+    Ok(Action::Turn(turn_at))
+}
+
+/// [`decide`] for RAID-10. Its reader trusts the checkpoint (no unit of lag, no parity to
+/// judge by) and every checkpoint is a whole new chunk, so the turn needs no write-back:
+/// below `R` (forwards) the reshape's new geometry is exactly what the reverse reads as
+/// its old one. The turn is made at a multiple of both chunks (the reverse's checkpoints
+/// are whole chunks of the old geometry, and the kernel steps over both); the offset
+/// distance is the same both ways, so md's minimum holds for the reverse as it held for
+/// the reshape; and the reverse must be able to move every chunk back
+/// ([`raid10::reverse_progresses`]) before anything is written.
+fn decide_raid10(c: &Current) -> Result<Action> {
+    let p = &c.plan;
+    let fwd = !p.backwards;
+    let (r, n_end, a_size) = (p.checkpoint, p.new_size, c.old_geometry_size);
+    if p.new_offset == 0 {
+        return unsupported(
+            "a RAID-10 reshape without a data-offset change cannot be reverted".into(),
+        );
+    }
+    let l = geo(p).common; // the larger chunk, in bytes
+    let x = c.boundary;
+    if (fwd && r == 0 && x == 0) || (!fwd && r >= n_end && x >= n_end) {
+        return Ok(Action::Cancel);
+    }
+    let turn_at = if fwd {
+        let need = x.max(r);
+        let t = need.div_ceil(l).saturating_mul(l);
+        if need >= a_size {
+            // A grow that has moved everything the old geometry holds: turn it there.
+            if !a_size.is_multiple_of(l) {
+                return unsupported(format!(
+                    "the old geometry's size ({a_size} bytes) is not a multiple of the larger                      chunk: no boundary to turn the reshape around at"
+                ));
+            }
+            TurnAt {
+                checkpoint: r,
+                at: a_size,
+                write_back: None,
+                advance: false,
+            }
+        } else {
+            TurnAt {
+                checkpoint: t,
+                at: t,
+                write_back: None,
+                advance: t != r || x != r,
+            }
+        }
+    } else {
+        let need = x.min(r);
+        let t = need / l * l;
+        TurnAt {
+            checkpoint: t,
+            at: t,
+            write_back: None,
+            advance: t != r || x != r,
+        }
+    };
+    if turn_at.advance
+        && ((fwd && turn_at.checkpoint >= n_end) || (!fwd && turn_at.checkpoint == 0))
+    {
+        return unsupported(format!(
+            "the reshape is too close to its end ({} of {} left) to stop it at a chunk              boundary of both geometries",
+            human(if fwd { n_end.saturating_sub(r) } else { r }),
+            human(n_end)
+        ));
+    }
+    // The reverse reshape: old = the reshape's new geometry, new = the old one.
+    if !super::raid10::reverse_progresses(
+        &p.new_geo,
+        &p.old_geo,
+        p.new_offset.unsigned_abs(),
+        turn_at.at,
+        a_size,
+        fwd,
+    ) {
+        return unsupported(format!(
+            "moving the data back needs more free space than the {} sectors between the two \
+             data offsets (the reverse reshape would stop with no progress possible)",
+            p.new_offset.unsigned_abs()
+        ));
     }
     Ok(Action::Turn(turn_at))
 }
@@ -804,6 +909,10 @@ pub(super) fn plan(paths: &[PathBuf], opts: &ReshapeOptions) -> Result<Option<Pl
     let mut p = turned(&c, Kind::Revert(step), at);
     p.opts = opts.clone();
     notes(&c, &mut p.notes);
+    if p.level == Level::Raid10 {
+        p.notes
+            .extend(super::raid10::takeover_note(&p.old_geo, &p.new_geo));
+    }
     Ok(Some(p))
 }
 
@@ -1117,7 +1226,11 @@ fn advance(
     let n_end = plan.new_size;
     // Where the engine records `to` (module docs of the engine: one reader unit behind what
     // it wrote, exactly at the batch in place).
-    let past = if plan.new_offset == 0 { 0 } else { g.unit };
+    let past = if plan.new_offset == 0 || plan.level == Level::Raid10 {
+        0 // RAID-10: the checkpoint is recorded right where the writes end
+    } else {
+        g.unit
+    };
     let (mine, mut user) = (std::cell::Cell::new(false), false);
     let r = plan.execute(&mut |pr: &Progress| {
         let pos = if fwd { pr.done } else { n_end - pr.done };
@@ -1242,6 +1355,10 @@ pub(super) fn execute(
                 for t in &mut targets {
                     turn(&mut t.sb, 0);
                     finalise(&mut t.sb);
+                }
+                if c.plan.level == Level::Raid10 && c.plan.new_disks > c.plan.old_disks {
+                    // The grow had resized the bitmaps: back to the array's size.
+                    super::raid10::resize_bitmaps(&mut targets, c.old_geometry_size / SECTOR_SIZE);
                 }
                 last = report(t0, c.plan.events + 1, c.old_geometry_size);
                 write_superblocks(targets, c.plan.events + 1)?;
