@@ -235,3 +235,29 @@ def test_kernel_assembles_a_reverted_raid10_grow(tmp_path: Path) -> None:
     assert r["degraded"] == 0 and r["raid_disks"] == 4, why
     assert r["sha256"] == sha(data), why
     assert r["scrub"]["finished"] and r["scrub"]["mismatch_cnt"] == 0, why
+
+
+def test_reverted_grow_gives_the_bitmap_back(tmp_path: Path) -> None:
+    """The grow resized the bitmap and marked the added space; the reverted grow leaves a
+    bitmap of the array's size (the grow's chunk) with no bit set."""
+    paths, data = make(tmp_path, "n2", 4, 1)
+    (sb,) = fastraid.examine(paths[0])
+    if not sb["bitmap_offset"]:
+        pytest.skip("no internal bitmap on these members")
+    at = (sb["super_offset"] + sb["bitmap_offset"]) * 512
+
+    def bitmap(p: Path) -> tuple[int, bytes]:
+        with p.open("rb") as f:
+            f.seek(at)
+            head = f.read(512)
+        assert head[:4] == b"bitm"
+        return int.from_bytes(head[40:48], "little"), head[256:]
+
+    interrupt(paths, {"raid_devices": 5}, 0.5)
+    assert bitmap(paths[0])[0] * 512 > len(data)
+    fastraid.grow_continue(paths, revert=True)
+    for p in paths[:4]:
+        sync, bits = bitmap(p)
+        assert sync * 512 == len(data)
+        assert not any(bits), p
+    assert_reverted(paths, 4, data, "n2", CHUNK)
