@@ -661,6 +661,10 @@ def arrays_section(
             "fsync costs nothing: the ceiling is the kernel's copy rate into and out of the page",
             "cache, and the NumPy column measures the work of the rebuild itself.",
             "",
+            "On the 2-vCPU VM these figures were taken on, successive runs of this bench minutes",
+            "apart, at the same low load, differed by up to 2x in the rebuild column (the NumPy",
+            "column by far less): one run's PASS or MISS against NumPy is not a verdict.",
+            "",
         ]
         lines += md_table(
             [
