@@ -47,6 +47,20 @@ plan.execute()
 """
 
 
+class Stop(Exception):
+    """Raised from a progress callback to interrupt a reshape at a checkpoint."""
+
+
+def stop_at(fraction: float) -> Callable[[int, int, float], None]:
+    """A progress callback that stops the reshape once ``fraction`` of it is done."""
+
+    def progress(done: int, total: int, rate: float) -> None:
+        if done >= fraction * total:
+            raise Stop
+
+    return progress
+
+
 def finished_superblocks_only(members: list[str], kw: dict[str, Any]) -> bool:
     """Whether the kill left a finished reshape whose superblocks are only partly written
     (md's members then disagree until the next run completes them)."""

@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import fastraid
 import pytest
 from conftest import kernel_case
-from killharness import finished_superblocks_only, kill_rounds
+from killharness import Stop, finished_superblocks_only, kill_rounds, stop_at
 
 CHUNK = 64 * 1024
 MEMBER = 8 << 20
-
-
-class Stop(Exception):
-    """Raised from a progress callback to interrupt a reshape at a checkpoint."""
-
-
-def stop_at(fraction: float) -> Callable[[int, int, float], None]:
-    def progress(done: int, total: int, rate: float) -> None:
-        if done >= fraction * total:
-            raise Stop
-
-    return progress
 
 
 def sha(data: bytes) -> str:

@@ -173,7 +173,7 @@ fn from_6(l: u32) -> Option<u32> {
     }
 }
 
-fn unsupported<T>(msg: impl Into<String>) -> Result<T> {
+pub(super) fn unsupported<T>(msg: impl Into<String>) -> Result<T> {
     Err(Error::Unsupported(msg.into()))
 }
 

@@ -26,7 +26,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::level::{self, Goal, LevelPlan, Members, Step};
+use super::level::{self, unsupported, Goal, LevelPlan, Members, Step};
 use super::{Kind, Plan, ReshapeOptions};
 use crate::assemble::{self, AssembleOptions, Assembly, MemberState};
 use crate::create::{scan_signatures, Signature};
@@ -34,10 +34,6 @@ use crate::error::{invalid, Error, Result};
 use crate::io::Member;
 use crate::layout::{Geometry, Layout, Level, SECTOR_SIZE};
 use crate::md::{self, FeatureMap, SuperblockV1};
-
-fn unsupported<T>(msg: impl Into<String>) -> Result<T> {
-    Err(Error::Unsupported(msg.into()))
-}
 
 /// md's RAID-0 grow shape in a superblock: a RAID-4 (or RAID-5 parity-last) whose parity
 /// slot, the last, has no member.
