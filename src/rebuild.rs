@@ -43,8 +43,9 @@
 //!
 //! # Speed
 //!
-//! Three stages run at once: a reader thread reads each batch (several MiB per member, one
-//! positioned read per member and batch for RAID-4/5/6), a compute thread rebuilds it with
+//! Three stages run at once: a reader thread reads each batch (1 MiB per member by default,
+//! one positioned read per member and batch for RAID-4/5/6, the members in parallel only on
+//! machines with cores to spare: `engine::parallel_reads`), a compute thread rebuilds it with
 //! the SIMD parity kernels, and the calling thread writes it, checkpoints, reports progress
 //! and applies the speed limit. Batches circulate between the stages in a small ring, so no
 //! memory is allocated after the first few.
@@ -108,7 +109,7 @@ pub struct RebuildOptions {
 }
 
 impl RebuildOptions {
-    /// Defaults: automatic slot and target, 4 MiB batches, a checkpoint every 256 MiB or
+    /// Defaults: automatic slot and target, 1 MiB batches, a checkpoint every 256 MiB or
     /// 5 s, no speed limit, the process's parity kernel.
     pub fn new() -> Result<RebuildOptions> {
         Ok(RebuildOptions {
@@ -909,6 +910,7 @@ impl Plan {
             start: self.start,
             end: self.end,
             batch,
+            parallel_reads: engine::parallel_reads(),
             parity: o.parity,
             stop: &stop,
         };

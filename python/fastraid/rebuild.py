@@ -49,7 +49,7 @@ def plan_rebuild(
     :param force: overwrite a target holding another array's superblock or a file system;
         rebuild from the parity of an array that was not stopped cleanly.
     :param speed_limit: bytes per second written at most.
-    :param batch_bytes: bytes per batch (default 4 MiB).
+    :param batch_bytes: bytes per batch (default 1 MiB).
     :param checkpoint_bytes: bytes between checkpoints (default 256 MiB, also every 5 s;
         0 = after every batch).
     :raises AssemblyError: the members do not make an array, or too many are missing.

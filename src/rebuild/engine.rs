@@ -41,6 +41,9 @@ pub(super) struct Job<'a> {
     pub end: u64,
     /// Bytes per batch (a sector multiple).
     pub batch: u64,
+    /// RAID-4/5/6: read the survivors of a batch in parallel (rayon) instead of one after
+    /// the other on the reader thread (see [`parallel_reads`]).
+    pub parallel_reads: bool,
     pub parity: Options,
     /// Set by the writer when it stops early.
     pub stop: &'a AtomicBool,
@@ -115,6 +118,15 @@ pub(super) fn spawn<'scope, 'env>(
         }
     });
     (out_rx, pool_tx)
+}
+
+/// Whether the reader should spread a batch's survivor reads over rayon's threads: only
+/// when the machine has cores beyond the pipeline's three threads. On 2 vCPUs the reads
+/// in parallel only added context switches (2,000-9,000 involuntary switches per 256 MiB
+/// rebuild against ~400): one reader thread rebuilt 4 x 256 MiB RAID-5 on tmpfs at
+/// 2.1-2.35 GB/s against 1.95-2.1 GB/s, 6 x 256 MiB RAID-6 at 2.1 against 1.9-2.0.
+pub(super) fn parallel_reads() -> bool {
+    rayon::current_num_threads() >= 4
 }
 
 fn grow(v: &mut Vec<u8>, len: usize) {
@@ -206,18 +218,26 @@ fn read_batch(job: &Job<'_>, b: &mut Batch, pos: u64, len: usize) -> Result<()> 
                 .map(|s| (s != job.slot).then(|| usable(job, s, pos, l)).flatten())
                 .collect();
             let single = b.single;
-            // One read per member, in parallel (rayon): from the page cache a read is a
-            // memory copy, and one thread copying every survivor is the rebuild's
-            // bottleneck.
-            b.srcs
-                .par_iter_mut()
-                .zip(sources.par_iter())
-                .enumerate()
-                .try_for_each(|(s, (buf, m))| -> Result<()> {
-                    let Some(m) = m else { return Ok(()) };
-                    grow(buf, len);
-                    read_source(job, m, s as u32, buf, pos, len, single)
-                })?;
+            let read_one = |(s, (buf, m)): (usize, (&mut Vec<u8>, &Option<&SlotMember>))| {
+                let Some(m) = m else { return Ok(()) };
+                grow(buf, len);
+                read_source(job, m, s as u32, buf, pos, len, single)
+            };
+            // From the page cache a read is a memory copy; with cores to spare, the copies
+            // of the survivors run in parallel (rayon).
+            if job.parallel_reads {
+                b.srcs
+                    .par_iter_mut()
+                    .zip(sources.par_iter())
+                    .enumerate()
+                    .try_for_each(read_one)?;
+            } else {
+                b.srcs
+                    .iter_mut()
+                    .zip(sources.iter())
+                    .enumerate()
+                    .try_for_each(read_one)?;
+            }
             for (h, m) in b.have.iter_mut().zip(&sources) {
                 *h = m.is_some();
             }

@@ -147,6 +147,22 @@ fn raid6_one_and_two_missing() {
     }
 }
 
+/// With cores to spare the reader spreads a batch's survivor reads over rayon's threads;
+/// the machine running the tests may have too few for that, so run it inside a pool of 4.
+#[test]
+fn parallel_reads_rebuild_the_same_bytes() {
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    assert!(!pool(2).install(super::engine::parallel_reads));
+    pool(4).install(|| {
+        assert!(super::engine::parallel_reads());
+        let l = Layout::from_name(Level::Raid5, "left-symmetric").unwrap();
+        roundtrip("par-r5", Level::Raid5, Some(l), 4, &[1]);
+        let l = Layout::from_name(Level::Raid6, "left-symmetric").unwrap();
+        roundtrip("par-r6a", Level::Raid6, Some(l), 6, &[2]);
+        roundtrip("par-r6b", Level::Raid6, Some(l), 6, &[1, 4]);
+    });
+}
+
 #[test]
 fn raid10_near_far_offset() {
     for name in ["n2", "f2", "o2"] {
