@@ -1,7 +1,8 @@
-//! The rebuild pipeline: a reader thread fills batches from the survivors, a compute thread
-//! turns them into the lost member's bytes, and the caller's thread writes them (see
-//! `Plan::recover`). Batches circulate in a ring of [`IN_FLIGHT`] so the stages overlap
-//! without allocating after warm-up.
+//! The rebuild's workers: each takes a batch position, reads the survivors' bytes for it,
+//! turns them into the lost member's bytes and writes them to the new member ([`spawn`]);
+//! the caller's thread hands out positions and checkpoints what is written (see
+//! `Plan::recover`). Each worker keeps its buffers, so nothing is allocated after its first
+//! batch.
 //!
 //! What a batch needs, by level:
 //!
@@ -15,18 +16,18 @@
 //!   [`parity::recover`] / [`parity::pq_gen`] for up to two unknowns.
 //! * Replace: the old member's own bytes where they are readable; otherwise as above.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
 use crate::assemble::SlotMember;
 use crate::error::{Error, Result};
 use crate::layout::{Content, Geometry, Level, Role, StripeRoles, SECTOR_SIZE};
 use crate::parity::{self, Options};
-use rayon::prelude::*;
-
-/// Batches in circulation: one being read, one computed, one written.
-const IN_FLIGHT: usize = 3;
 
 /// What the pipeline rebuilds.
 pub(super) struct Job<'a> {
@@ -36,14 +37,12 @@ pub(super) struct Job<'a> {
     pub slot: u32,
     /// Replace: copy the old member of `slot` where it is readable.
     pub copy_from_old: bool,
-    /// Data-area byte range to produce.
-    pub start: u64,
+    /// End of the data-area bytes to produce.
     pub end: u64,
     /// Bytes per batch (a sector multiple).
     pub batch: u64,
-    /// RAID-4/5/6: read the survivors of a batch in parallel (rayon) instead of one after
-    /// the other on the reader thread (see [`parallel_reads`]).
-    pub parallel_reads: bool,
+    /// Where batches go: the new member, its path (for errors) and its data offset.
+    pub target: (&'a File, &'a Path, u64),
     pub parity: Options,
     /// Set by the writer when it stops early.
     pub stop: &'a AtomicBool,
@@ -51,7 +50,7 @@ pub(super) struct Job<'a> {
 
 /// One batch: `out[..len]` becomes data-area bytes `start .. start + len` of the new member.
 #[derive(Default)]
-pub(crate) struct Batch {
+struct Batch {
     pub start: u64,
     pub len: usize,
     pub out: Vec<u8>,
@@ -76,57 +75,79 @@ fn unneeded(job: &Job<'_>, roles: &StripeRoles) -> Option<u32> {
     }
 }
 
-/// Start the reader and compute threads. Results arrive in order on the returned
-/// receiver; send each batch back on the returned sender when written. Dropping both ends
-/// (and setting `job.stop`) ends the threads.
+/// A batch a worker has written: data-area bytes `[start, start + len)` of the new member.
+pub(super) type Written = Result<(u64, u64)>;
+
+/// How many workers [`spawn`] starts: one per rayon thread (the machine's cores, or
+/// `RAYON_NUM_THREADS`), at least two so that one computes while another waits for I/O.
+pub(super) fn workers() -> usize {
+    rayon::current_num_threads().max(2)
+}
+
+/// Start [`workers`] worker threads. Each takes a batch position from the returned sender,
+/// reads the batch, rebuilds it and writes it to the new member at its place, then reports
+/// it on the returned receiver; batches finish in any order. Closing the sender (after
+/// setting `job.stop`, which makes the workers skip what is still queued) ends them.
+///
+/// Whole batches per worker, rather than a reader, a compute and a writer thread, so that
+/// every core does whichever work there is: on 2 vCPUs the stage threads left one stage
+/// (the survivor reads of a wide RAID-6, or the writes) the bottleneck while the other core
+/// idled or switched between threads. Writes to one file still take turns in the kernel
+/// (its inode lock); the reads and the parity of other batches overlap them.
 pub(super) fn spawn<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
     job: &'env Job<'env>,
-) -> (Receiver<Result<Batch>>, SyncSender<Batch>) {
-    let (pool_tx, pool_rx) = sync_channel::<Batch>(IN_FLIGHT);
-    for _ in 0..IN_FLIGHT {
-        let _ = pool_tx.send(Batch::default());
-    }
-    let (read_tx, read_rx) = sync_channel::<Result<Batch>>(1);
-    let (out_tx, out_rx) = sync_channel::<Result<Batch>>(1);
-    scope.spawn(move || {
-        let mut pos = job.start;
-        while pos < job.end && !job.stop.load(Ordering::SeqCst) {
-            let Ok(mut b) = pool_rx.recv() else { break };
-            let len = job.batch.min(job.end - pos);
-            let r = read_batch(job, &mut b, pos, len as usize).map(|()| b);
-            let failed = r.is_err();
-            if read_tx.send(r).is_err() || failed {
-                break;
-            }
-            pos += len;
-        }
-    });
-    scope.spawn(move || {
-        let mut scratch = Scratch::default();
-        for r in read_rx {
-            let r = r.and_then(|mut b| {
-                if !b.ready {
-                    compute(job, &mut b, &mut scratch)?;
+) -> (SyncSender<u64>, Receiver<Written>) {
+    let n = workers();
+    let (pos_tx, pos_rx) = sync_channel::<u64>(2 * n);
+    let (done_tx, done_rx) = sync_channel::<Written>(2 * n);
+    let pos_rx = Arc::new(Mutex::new(pos_rx));
+    for _ in 0..n {
+        let pos_rx = Arc::clone(&pos_rx);
+        let done_tx = done_tx.clone();
+        scope.spawn(move || {
+            let mut b = Batch::default();
+            let mut scratch = Scratch::default();
+            loop {
+                let next = match pos_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok(pos) = next else { break };
+                if job.stop.load(Ordering::SeqCst) {
+                    continue; // skip what was queued before the stop
                 }
-                Ok(b)
-            });
-            let failed = r.is_err();
-            if out_tx.send(r).is_err() || failed {
-                break;
+                let len = job.batch.min(job.end - pos);
+                let r = one_batch(job, &mut b, &mut scratch, pos, len as usize);
+                if done_tx.send(r.map(|()| (pos, len))).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    (out_rx, pool_tx)
+        });
+    }
+    (pos_tx, done_rx)
 }
 
-/// Whether the reader should spread a batch's survivor reads over rayon's threads: only
-/// when the machine has cores beyond the pipeline's three threads. On 2 vCPUs the reads
-/// in parallel only added context switches (2,000-9,000 involuntary switches per 256 MiB
-/// rebuild against ~400): one reader thread rebuilt 4 x 256 MiB RAID-5 on tmpfs at
-/// 2.1-2.35 GB/s against 1.95-2.1 GB/s, 6 x 256 MiB RAID-6 at 2.1 against 1.9-2.0.
-pub(super) fn parallel_reads() -> bool {
-    rayon::current_num_threads() >= 4
+/// Read, rebuild and write the batch at `pos`.
+fn one_batch(
+    job: &Job<'_>,
+    b: &mut Batch,
+    scratch: &mut Scratch,
+    pos: u64,
+    len: usize,
+) -> Result<()> {
+    read_batch(job, b, pos, len)?;
+    if !b.ready {
+        compute(job, b, scratch)?;
+    }
+    let (file, path, offset) = job.target;
+    let at = offset + pos;
+    file.write_all_at(&b.out[..len], at)
+        .map_err(|e| Error::Io(format!("{}: write failed: {e}", path.display())))?;
+    // Writeback starts now, overlapping the next batches, so the checkpoint's fdatasync
+    // does not find the whole member still dirty.
+    crate::io::start_writeback(file, at, len as u64);
+    Ok(())
 }
 
 fn grow(v: &mut Vec<u8>, len: usize) {
@@ -218,25 +239,11 @@ fn read_batch(job: &Job<'_>, b: &mut Batch, pos: u64, len: usize) -> Result<()> 
                 .map(|s| (s != job.slot).then(|| usable(job, s, pos, l)).flatten())
                 .collect();
             let single = b.single;
-            let read_one = |(s, (buf, m)): (usize, (&mut Vec<u8>, &Option<&SlotMember>))| {
-                let Some(m) = m else { return Ok(()) };
-                grow(buf, len);
-                read_source(job, m, s as u32, buf, pos, len, single)
-            };
-            // From the page cache a read is a memory copy; with cores to spare, the copies
-            // of the survivors run in parallel (rayon).
-            if job.parallel_reads {
-                b.srcs
-                    .par_iter_mut()
-                    .zip(sources.par_iter())
-                    .enumerate()
-                    .try_for_each(read_one)?;
-            } else {
-                b.srcs
-                    .iter_mut()
-                    .zip(sources.iter())
-                    .enumerate()
-                    .try_for_each(read_one)?;
+            for (s, (buf, m)) in b.srcs.iter_mut().zip(&sources).enumerate() {
+                if let Some(m) = m {
+                    grow(buf, len);
+                    read_source(job, m, s as u32, buf, pos, len, single)?;
+                }
             }
             for (h, m) in b.have.iter_mut().zip(&sources) {
                 *h = m.is_some();

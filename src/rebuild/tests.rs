@@ -147,20 +147,70 @@ fn raid6_one_and_two_missing() {
     }
 }
 
-/// With cores to spare the reader spreads a batch's survivor reads over rayon's threads;
-/// the machine running the tests may have too few for that, so run it inside a pool of 4.
+/// One worker per rayon thread, each batch read, rebuilt and written by one of them, in
+/// any order: more workers than this machine may have cores (a pool of 5) rebuild the same
+/// bytes, with batches finishing out of order.
 #[test]
-fn parallel_reads_rebuild_the_same_bytes() {
-    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
-    assert!(!pool(2).install(super::engine::parallel_reads));
-    pool(4).install(|| {
-        assert!(super::engine::parallel_reads());
+fn many_workers_rebuild_the_same_bytes() {
+    let pool = |n| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    assert_eq!(pool(1).install(super::engine::workers), 2);
+    pool(5).install(|| {
+        assert_eq!(super::engine::workers(), 5);
         let l = Layout::from_name(Level::Raid5, "left-symmetric").unwrap();
         roundtrip("par-r5", Level::Raid5, Some(l), 4, &[1]);
         let l = Layout::from_name(Level::Raid6, "left-symmetric").unwrap();
         roundtrip("par-r6a", Level::Raid6, Some(l), 6, &[2]);
         roundtrip("par-r6b", Level::Raid6, Some(l), 6, &[1, 4]);
+        let l = Layout::from_name(Level::Raid10, "n2").unwrap();
+        roundtrip("par-r10", Level::Raid10, Some(l), 4, &[3]);
     });
+}
+
+/// A read that fails in the middle (a survivor cut short after the plan was made) stops
+/// the workers, still queued batches included, records what was written before the
+/// failure, and a rerun with the survivor whole again finishes byte-identical.
+#[test]
+fn failure_mid_way_records_the_written_prefix() {
+    let paths = make("midfail", Level::Raid5, None, 4, 4 * MIB);
+    let used = used_bytes(&paths, 2);
+    let want = data_area(&paths[2], used);
+    std::fs::remove_file(&paths[2]).unwrap();
+    let survivors: Vec<&PathBuf> = [0, 1, 3].iter().map(|&i| &paths[i]).collect();
+    let new = paths[0].with_file_name("new.img");
+    let mut o = RebuildOptions::new().unwrap();
+    o.new = Some(new.clone());
+    o.batch_bytes = 64 * 1024;
+    o.checkpoint_bytes = 0;
+    let whole = std::fs::read(&paths[1]).unwrap();
+    let cut = 2048 * 512 + used / 2;
+    let p = plan(&survivors, &o).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&paths[1])
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let e = p.execute(&mut go()).unwrap_err();
+    assert!(e.to_string().contains("short read"), "{e}");
+    let sb = read_superblock(&Member::open(&new).unwrap())
+        .unwrap()
+        .unwrap();
+    let ro = sb.recovery_offset * 512;
+    assert!(ro > 0 && ro <= used / 2, "ro {ro} used {used}");
+    assert!(data_area(&new, ro) == want[..ro as usize]);
+    std::fs::write(&paths[1], whole).unwrap();
+    let mut again = o.clone();
+    again.new = None;
+    let mut with = survivors.clone();
+    with.push(&new);
+    let r = rebuild(&with, &again, &mut go()).unwrap();
+    assert_eq!(r.total, used);
+    assert!(data_area(&new, used) == want);
 }
 
 #[test]
