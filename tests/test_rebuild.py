@@ -121,6 +121,8 @@ def test_cancel_keeps_a_checkpoint_and_resumes(tmp_path: Path) -> None:
     assert area(new, info, d["start"]) == want[: d["start"]]
     plan.execute()
     assert area(new, info, total) == want
+    with pytest.raises(fastraid.InvalidArgumentError, match="already executed"):
+        plan.execute()
 
 
 def test_spare_among_members_is_the_target(tmp_path: Path) -> None:

@@ -150,7 +150,9 @@ def test_raid0_to_parity(tmp_path: Path, level: str, n: int, member: int) -> Non
     new = tmp_path / "p.img"  # does not exist yet: created, sized like the members
     plan = fastraid.plan_reshape([*paths, new], level=level)
     assert "parity" in str(plan)
-    fastraid.reshape([*paths, new], level=level)
+    plan.execute()
+    with pytest.raises(fastraid.InvalidArgumentError, match="already executed"):
+        plan.execute()
     check([*paths, new], want, level, n + 1, "parity-last" if level == "raid5" else None)
 
 

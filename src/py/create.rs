@@ -4,9 +4,9 @@
 //! batches.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use super::progress::detach_with_progress;
+use super::progress::{detach_with_progress, execute_once};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -129,12 +129,7 @@ impl CreatePlan {
         py: Python<'py>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if self.executed.swap(true, Ordering::SeqCst) {
-            return Err(invalid(
-                py,
-                "this plan was already executed; make a new one",
-            ));
-        }
+        execute_once(py, &self.executed)?;
         let report = detach_with_progress(py, progress.as_ref(), "creating the array", |r| {
             self.plan
                 .execute(&mut |done: u64, total: u64| r.report((done, total)))

@@ -5,10 +5,22 @@
 //! its next checkpoint. The caller's exception is what Python then sees, with the core's
 //! own account of where it stopped added as a note (PEP 678).
 
-use super::errors::{raise, to_py};
+use super::errors::{invalid, raise, to_py};
 use pyo3::call::PyCallArgs;
 use pyo3::prelude::*;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A plan runs once: the first call sets `executed`, later ones get InvalidArgumentError.
+pub(crate) fn execute_once(py: Python<'_>, executed: &AtomicBool) -> PyResult<()> {
+    if executed.swap(true, Ordering::SeqCst) {
+        return Err(invalid(
+            py,
+            "this plan was already executed; make a new one",
+        ));
+    }
+    Ok(())
+}
 
 /// What the core calls between batches.
 pub(crate) struct Reporter<'a> {

@@ -5,9 +5,9 @@
 //! re-raised with a note saying how much is kept and how to resume.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use super::progress::detach_with_progress;
+use super::progress::{detach_with_progress, execute_once};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -90,12 +90,7 @@ impl RebuildPlan {
         py: Python<'py>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if self.executed.swap(true, Ordering::SeqCst) {
-            return Err(invalid(
-                py,
-                "this plan was already executed; make a new one",
-            ));
-        }
+        execute_once(py, &self.executed)?;
         let report = detach_with_progress(py, progress.as_ref(), "rebuilding", |r| {
             self.plan
                 .execute(&mut |p: &rebuild::Progress| r.report((p.done, p.total, p.rate)))

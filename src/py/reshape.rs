@@ -4,13 +4,13 @@
 //! batch; an exception there stops the reshape at a checkpoint and is re-raised with a note.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use super::errors::{invalid, to_py};
-use super::progress::detach_with_progress;
+use super::progress::{detach_with_progress, execute_once};
 use crate::layout::{Layout, Level};
 use crate::md::format_uuid;
 use crate::reshape::{self, Kind, Plan, ReshapeOptions, RevertStep};
@@ -83,12 +83,7 @@ impl ReshapePlan {
         py: Python<'py>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        if self.executed.swap(true, Ordering::SeqCst) {
-            return Err(invalid(
-                py,
-                "this plan was already executed; make a new one",
-            ));
-        }
+        execute_once(py, &self.executed)?;
         let report = detach_with_progress(py, progress.as_ref(), "reshaping", |r| {
             self.plan
                 .execute(&mut |p: &reshape::Progress| r.report((p.done, p.total, p.rate)))
