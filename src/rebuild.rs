@@ -925,12 +925,19 @@ impl Plan {
             let (next_tx, done) = engine::spawn(scope, &job);
             let mut next = self.start;
             let mut in_flight = 0usize;
-            // Keep every worker busy with one batch queued behind it; with a speed limit,
-            // one batch at a time, issued when the limit allows.
+            // Batches are issued only within `depth` batches of the written prefix: enough
+            // to keep every worker busy with one queued behind it, and a worker that
+            // stalls on one batch does not let the others run ahead of the checkpoint (or
+            // of a cancel) without bound. With a speed limit, one batch at a time, issued
+            // when the limit allows.
             let limited = o.speed_limit.is_some_and(|l| l > 0);
-            let depth = if limited { 1 } else { 2 * engine::workers() };
-            let mut issue = |in_flight: &mut usize| {
-                while *in_flight < depth && next < self.end {
+            let depth = if limited {
+                1
+            } else {
+                2 * engine::workers() as u64
+            };
+            let mut issue = |in_flight: &mut usize, pos: u64| {
+                while next < self.end && next < pos + depth * batch {
                     if next_tx.send(next).is_err() {
                         break;
                     }
@@ -938,7 +945,7 @@ impl Plan {
                     *in_flight += 1;
                 }
             };
-            issue(&mut in_flight);
+            issue(&mut in_flight, pos);
             let mut advance = |start: u64, len: u64, pos: &mut u64| {
                 ahead.insert(start, start + len);
                 while let Some(end) = ahead.remove(pos) {
@@ -981,7 +988,7 @@ impl Plan {
                     if progress(&p).is_break() {
                         return Err(Error::Cancelled(String::new()));
                     }
-                    issue(&mut in_flight);
+                    issue(&mut in_flight, pos);
                 }
                 Ok(())
             })();
