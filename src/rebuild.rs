@@ -43,13 +43,14 @@
 //!
 //! # Speed
 //!
-//! Worker threads (one per core, `engine::workers`) each take a whole batch (1 MiB of the
-//! new member by default): read it from the survivors (one positioned read per member for
-//! RAID-4/5/6), rebuild it with the SIMD parity kernels and write it at its place, so
-//! batches finish out of order and every core does whichever work there is. The calling
-//! thread hands out batch positions, follows the written prefix (a checkpoint claims only
-//! bytes below the first batch not yet written), checkpoints, reports progress and applies
-//! the speed limit (one batch in flight, issued when the limit allows).
+//! Worker threads (one per core, at most 8: `engine::workers`) each take a whole batch
+//! (1 MiB of the new member by default): read it from the survivors (one positioned read
+//! per member for RAID-4/5/6), rebuild it with the SIMD parity kernels and write it at its
+//! place, so batches finish out of order and every core does whichever work there is. The
+//! calling thread hands out batch positions (within a few batches of the written prefix),
+//! follows that prefix (a checkpoint claims only bytes below the first batch not yet
+//! written), checkpoints, reports progress and applies the speed limit (one batch in
+//! flight, issued when the limit allows).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -78,10 +78,15 @@ fn unneeded(job: &Job<'_>, roles: &StripeRoles) -> Option<u32> {
 /// A batch a worker has written: data-area bytes `[start, start + len)` of the new member.
 pub(super) type Written = Result<(u64, u64)>;
 
+/// Most workers: each holds a batch of every member (a 24-member array, 1 MiB batches: 25
+/// MiB), and the writes to one new member take turns in the kernel anyway.
+const MAX_WORKERS: usize = 8;
+
 /// How many workers [`spawn`] starts: one per rayon thread (the machine's cores, or
-/// `RAYON_NUM_THREADS`), at least two so that one computes while another waits for I/O.
+/// `RAYON_NUM_THREADS`), at least two so that one computes while another waits for I/O, at
+/// most [`MAX_WORKERS`].
 pub(super) fn workers() -> usize {
-    rayon::current_num_threads().max(2)
+    rayon::current_num_threads().clamp(2, MAX_WORKERS)
 }
 
 /// Start [`workers`] worker threads. Each takes a batch position from the returned sender,

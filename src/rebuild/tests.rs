@@ -159,6 +159,7 @@ fn many_workers_rebuild_the_same_bytes() {
             .unwrap()
     };
     assert_eq!(pool(1).install(super::engine::workers), 2);
+    assert_eq!(pool(64).install(super::engine::workers), 8);
     pool(5).install(|| {
         assert_eq!(super::engine::workers(), 5);
         let l = Layout::from_name(Level::Raid5, "left-symmetric").unwrap();
