@@ -44,16 +44,16 @@ pub(super) struct Job<'a> {
     /// Where batches go: the new member, its path (for errors) and its data offset.
     pub target: (&'a File, &'a Path, u64),
     pub parity: Options,
-    /// Set by the writer when it stops early.
+    /// Set by the caller when it stops early: the workers skip the batches still queued.
     pub stop: &'a AtomicBool,
 }
 
 /// One batch: `out[..len]` becomes data-area bytes `start .. start + len` of the new member.
 #[derive(Default)]
 struct Batch {
-    pub start: u64,
-    pub len: usize,
-    pub out: Vec<u8>,
+    start: u64,
+    len: usize,
+    out: Vec<u8>,
     /// RAID-4/5/6: every member's bytes at the same offsets (index = slot).
     srcs: Vec<Vec<u8>>,
     /// Whether `srcs[slot]` was read.
