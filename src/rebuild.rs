@@ -224,7 +224,7 @@ pub struct Plan {
     opts: RebuildOptions,
 }
 
-fn io_err(path: &Path, what: &str, e: &std::io::Error) -> Error {
+pub(super) fn io_err(path: &Path, what: &str, e: &std::io::Error) -> Error {
     Error::Io(format!("{}: {what}: {e}", path.display()))
 }
 
@@ -925,7 +925,6 @@ impl Plan {
         let result = std::thread::scope(|scope| -> Result<()> {
             let (next_tx, done) = engine::spawn(scope, &job);
             let mut next = self.start;
-            let mut in_flight = 0usize;
             // Batches are issued only within `depth` batches of the written prefix: enough
             // to keep every worker busy with one queued behind it, and a worker that
             // stalls on one batch does not let the others run ahead of the checkpoint (or
@@ -937,16 +936,15 @@ impl Plan {
             } else {
                 2 * engine::workers() as u64
             };
-            let mut issue = |in_flight: &mut usize, pos: u64| {
+            let mut issue = |pos: u64| {
                 while next < self.end && next < pos + depth * batch {
                     if next_tx.send(next).is_err() {
                         break;
                     }
                     next += batch.min(self.end - next);
-                    *in_flight += 1;
                 }
             };
-            issue(&mut in_flight, pos);
+            issue(pos);
             let mut advance = |start: u64, len: u64, pos: &mut u64| {
                 ahead.insert(start, start + len);
                 while let Some(end) = ahead.remove(pos) {
@@ -954,15 +952,15 @@ impl Plan {
                 }
             };
             let r = (|| -> Result<()> {
-                while in_flight > 0 {
+                // Every issued batch reports back, so the prefix reaches the end.
+                while pos < self.end {
                     let Ok(item) = done.recv() else { break };
-                    in_flight -= 1;
                     let (start, len) = item?;
                     advance(start, len, &mut pos);
                     let due = o.checkpoint_bytes == 0
                         || pos - last_cp.0 >= o.checkpoint_bytes
                         || last_cp.1.elapsed() >= o.checkpoint_interval;
-                    if due && pos < self.end && pos > last_cp.0 {
+                    if due && pos < self.end {
                         rec.checkpoint(pos)?;
                         last_cp = (pos, Instant::now());
                     }
@@ -989,7 +987,7 @@ impl Plan {
                     if progress(&p).is_break() {
                         return Err(Error::Cancelled(String::new()));
                     }
-                    issue(&mut in_flight, pos);
+                    issue(pos);
                 }
                 Ok(())
             })();

@@ -148,7 +148,7 @@ fn one_batch(
     let (file, path, offset) = job.target;
     let at = offset + pos;
     file.write_all_at(&b.out[..len], at)
-        .map_err(|e| Error::Io(format!("{}: write failed: {e}", path.display())))?;
+        .map_err(|e| super::io_err(path, "write failed", &e))?;
     // Writeback starts now, overlapping the next batches, so the checkpoint's fdatasync
     // does not find the whole member still dirty.
     crate::io::start_writeback(file, at, len as u64);
